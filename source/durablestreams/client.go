@@ -208,7 +208,7 @@ type request struct {
 	header  []kv // protocol headers
 	body    []byte
 	ctype   string
-	offset  Offset     // for error context on reads
+	offset  Offset // for error context on reads
 	safety  retrySafety
 	retry   *RetryPolicy // overrides the handle's policy when set
 	noRetry bool
