@@ -356,6 +356,7 @@ type Chunk struct {
 	mode      int
 	err       error
 	reported  bool
+	status    int
 }
 
 // attach makes resp the chunk's source, reading its metadata.
@@ -369,6 +370,7 @@ func (c *Chunk) attach(resp *http.Response) error {
 			Detail: "response has no Stream-Next-Offset header"}
 	}
 	c.info.NextOffset = Offset(next)
+	c.status = resp.StatusCode
 	c.info.Cursor = h.Get(hdrCursor)
 	c.info.UpToDate = headerTrue(h, hdrUpToDate)
 	c.info.Closed = headerTrue(h, hdrClosed)
@@ -437,6 +439,15 @@ func (c *Chunk) IsJSON() bool { return c.json }
 // Index returns how many items of the chunk have been delivered (for a continued chunk,
 // counting those delivered before the failure): the index of the next item.
 func (c *Chunk) Index() int { return c.items }
+
+// Status returns the HTTP status of the chunk's response: 200, or 204 for a long-poll that
+// ended without data. SSE chunks report 200.
+func (c *Chunk) Status() int {
+	if c.status == 0 {
+		return 200
+	}
+	return c.status
+}
 
 // Resumed returns how many times the chunk's body was cut and the read resumed.
 func (c *Chunk) Resumed() int { return c.resumed }

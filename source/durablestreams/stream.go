@@ -189,7 +189,8 @@ type AppendResult struct {
 	ProducerEpoch, ProducerSeq int64
 }
 
-// Append appends data (POST). data must not be empty unless opts.Close is set. For a JSON
+// Append appends data (POST). data must not be empty unless opts.Close is set (the server
+// rejects an empty append with [ErrBadRequest]). For a JSON
 // stream, data must be a JSON value; an array is flattened one level into several messages
 // (use [Stream.AppendJSON] to store a value as one message). It blocks until the server
 // answers; retries follow opts (see [AppendOptions.RetryAmbiguous]).
@@ -198,12 +199,12 @@ func (s *Stream) Append(ctx context.Context, data []byte, opts AppendOptions) (A
 	if opts.Close && len(data) == 0 {
 		op = OpClose
 	}
-	if len(data) == 0 && !opts.Close {
-		return AppendResult{}, invalidArg(op, s.url, "empty append (only a close may have no data)")
-	}
 	r := &request{op: op, method: http.MethodPost, safety: unsafe}
-	if len(data) > 0 {
+	if len(data) > 0 || !opts.Close {
 		r.body = data
+		if r.body == nil {
+			r.body = []byte{}
+		}
 		r.ctype = s.contentType(opts.ContentType)
 	}
 	if opts.Seq != "" {
