@@ -6,8 +6,10 @@ replace github.com/sluice-go/sluice => ../
 
 require (
 	github.com/ThreeDotsLabs/watermill v1.5.1
+	github.com/durable-streams/durable-streams/packages/client-go v0.1.0
 	github.com/redpanda-data/benthos/v4 v4.40.0
 	github.com/reugn/go-streams v0.13.0
+	github.com/sluice-go/sluice v0.0.0-00010101000000-000000000000
 )
 
 require (

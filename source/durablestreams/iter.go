@@ -2,7 +2,6 @@ package durablestreams
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"iter"
@@ -78,26 +77,36 @@ func (s *Stream) RawItems(ctx context.Context, opts ReadOptions) iter.Seq2[Item[
 	}
 }
 
-// JSONItems returns an iterator over a JSON stream's items decoded into T. An item that does
-// not decode into T is yielded with an [ErrParse] error and the iteration goes on; any other
-// error is yielded once and ends the iteration.
+// JSONItems returns an iterator over a JSON stream's items decoded into T (streamed through
+// [Chunk.DecodeItem]). An item that does not decode into T is yielded with an [ErrParse]
+// error and the iteration goes on; any other error is yielded once and ends the iteration.
 func JSONItems[T any](ctx context.Context, s *Stream, opts ReadOptions) iter.Seq2[Item[T], error] {
 	return func(yield func(Item[T], error) bool) {
-		for raw, err := range s.RawItems(ctx, opts) {
-			if err != nil {
-				yield(Item[T]{Index: raw.Index, Chunk: raw.Chunk}, err)
+		r := s.Reader(ctx, opts)
+		defer r.Close()
+		for {
+			c, err := r.Next()
+			if err == io.EOF {
 				return
 			}
-			it := Item[T]{Index: raw.Index, Chunk: raw.Chunk}
-			if err := json.Unmarshal(raw.Value, &it.Value); err != nil {
-				e := &Error{Op: OpRead, URL: s.url, Kind: ErrParse, Offset: raw.Chunk.StartOffset, Err: err}
-				if !yield(it, e) {
+			if err != nil {
+				yield(Item[T]{}, err)
+				return
+			}
+			// One value is reused (zeroed before each item) so that decoding allocates only
+			// what the items themselves hold.
+			v := new(T)
+			var zero T
+			for {
+				idx := c.items
+				*v = zero
+				err := c.DecodeItem(v)
+				if err == io.EOF {
+					break
+				}
+				if !yield(Item[T]{Value: *v, Index: idx, Chunk: c.info}, err) || (err != nil && c.state == chunkFailed) {
 					return
 				}
-				continue
-			}
-			if !yield(it, nil) {
-				return
 			}
 		}
 	}

@@ -182,6 +182,55 @@ func (s *itemScanner) next() ([]byte, error) {
 	}
 }
 
+// enter consumes the opening bracket (state stStart to stFirst).
+func (s *itemScanner) enter() error {
+	for {
+		for s.pos < s.end && isSpace(s.buf[s.pos]) {
+			s.pos++
+		}
+		if s.pos < s.end {
+			break
+		}
+		if _, err := s.more(s.pos); err != nil {
+			return err
+		}
+	}
+	if c := s.buf[s.pos]; c != '[' {
+		return jsonSyntax("expected '[' at the start, found %q", c)
+	}
+	s.pos++
+	s.state = stFirst
+	return nil
+}
+
+// separator consumes what follows an element: a comma (reporting more elements) or the
+// closing bracket.
+func (s *itemScanner) separator() (more bool, err error) {
+	for {
+		for s.pos < s.end && isSpace(s.buf[s.pos]) {
+			s.pos++
+		}
+		if s.pos < s.end {
+			break
+		}
+		if _, err := s.more(s.pos); err != nil {
+			return false, err
+		}
+	}
+	switch c := s.buf[s.pos]; c {
+	case ',':
+		s.pos++
+		s.state = stNeedItem
+		return true, nil
+	case ']':
+		s.pos++
+		s.state = stDone
+		return false, nil
+	default:
+		return false, jsonSyntax("expected ',' or ']' after an element, found %q", c)
+	}
+}
+
 func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\r' || c == '\t' }
 
 // value scans one element starting at s.pos.

@@ -1,6 +1,7 @@
 package durablestreams
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -325,6 +326,7 @@ const (
 	modeNone = iota
 	modeItems
 	modeBytes
+	modeDecode
 )
 
 // Chunk is one response (or one SSE batch) of a read. Its metadata ([Chunk.Info]) is known
@@ -357,6 +359,29 @@ type Chunk struct {
 	err       error
 	reported  bool
 	status    int
+	dec       *json.Decoder // typed decoding (DecodeItem) streams through encoding/json
+	trk       *trackReader
+}
+
+// iotestErrReader returns err on every read.
+type iotestErrReader struct{ err error }
+
+func (r iotestErrReader) Read([]byte) (int, error) { return 0, r.err }
+
+// trackReader remembers whether its source failed (as opposed to ending cleanly), so that a
+// decoder's io.ErrUnexpectedEOF can be told apart: a cut connection resumes, a short body is
+// malformed.
+type trackReader struct {
+	r   io.Reader
+	err error
+}
+
+func (t *trackReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		t.err = err
+	}
+	return n, err
 }
 
 // attach makes resp the chunk's source, reading its metadata.
@@ -480,17 +505,136 @@ func (c *Chunk) NextItem() ([]byte, error) {
 	}
 }
 
-// DecodeItem decodes the next JSON item into v with [json.Unmarshal]. It returns io.EOF after
-// the last item. An item that does not decode is consumed and reported as an [ErrParse]
-// error; the chunk goes on with the next item.
+// DecodeItem decodes the next JSON item into v, as [json.Unmarshal] would, streaming from the
+// body through one [json.Decoder] (the fastest way to get typed items). It returns io.EOF
+// after the last item. An item that does not fit v is consumed and reported as an [ErrParse]
+// error, and the chunk goes on with the next item; malformed JSON fails the chunk. A chunk is
+// read with DecodeItem or with NextItem, not both.
 func (c *Chunk) DecodeItem(v any) error {
-	item, err := c.NextItem()
-	if err != nil {
+	if err := c.begin(modeDecode); err != nil {
 		return err
 	}
-	if err := json.Unmarshal(item, v); err != nil {
-		return &Error{Op: OpRead, URL: c.r.s.url, Kind: ErrParse, Offset: c.info.StartOffset,
-			Detail: fmt.Sprintf("item %d", c.items-1), Err: err}
+	for {
+		if c.dec == nil {
+			done, err := c.startDecoder()
+			if err != nil {
+				if c.resumable(err) {
+					if err := c.resume(err); err != nil {
+						return c.fail(err)
+					}
+					continue
+				}
+				return c.fail(err)
+			}
+			if done {
+				c.finish()
+				return io.EOF
+			}
+		}
+		var err error
+		if c.dec.More() {
+			if err = c.dec.Decode(v); err == nil {
+				c.items++
+				return nil
+			}
+			var ute *json.UnmarshalTypeError
+			if errors.As(err, &ute) {
+				c.items++
+				return &Error{Op: OpRead, URL: c.r.s.url, Kind: ErrParse, Offset: c.info.StartOffset,
+					Detail: fmt.Sprintf("item %d", c.items-1), Err: err}
+			}
+		} else {
+			var tok json.Token
+			if tok, err = c.dec.Token(); err == nil {
+				if tok != json.Delim(']') {
+					return c.fail(jsonSyntax("unexpected %v in the array", tok))
+				}
+				if err := c.trailing(); err != nil {
+					return c.fail(err)
+				}
+				c.finish()
+				return io.EOF
+			}
+		}
+		if c.trk.err == nil || !c.resumable(c.trk.err) {
+			var se *json.SyntaxError
+			if errors.As(err, &se) || err == io.ErrUnexpectedEOF || err == io.EOF {
+				err = jsonSyntax("%v", err)
+			}
+			return c.fail(err)
+		}
+		c.dec = nil
+		if err := c.resume(c.trk.err); err != nil {
+			return c.fail(err)
+		}
+	}
+}
+
+// startDecoder positions the scanner inside the array, before the next element, and makes a
+// decoder reading from there; done reports that no element is left.
+func (c *Chunk) startDecoder() (done bool, err error) {
+	sc := c.sc
+	switch sc.state {
+	case stStart:
+		if err := sc.enter(); err != nil {
+			return false, err
+		}
+	case stAfterItem:
+		more, err := sc.separator()
+		if err != nil {
+			return false, err
+		}
+		if !more {
+			return true, c.scanTrailing()
+		}
+	case stDone:
+		return true, nil
+	}
+	// The decoder sees "[" + the rest: it reads the elements as an array.
+	rest := sc.buf[sc.pos:sc.end]
+	sc.pos = sc.end
+	var src io.Reader = bytes.NewReader(rest)
+	switch {
+	case sc.rerr != nil && sc.rerr != io.EOF:
+		src = io.MultiReader(src, iotestErrReader{sc.rerr})
+	case c.body != nil && sc.rerr == nil:
+		src = io.MultiReader(src, c.body)
+	}
+	c.trk = &trackReader{r: io.MultiReader(strings.NewReader("["), src)}
+	c.dec = json.NewDecoder(c.trk)
+	if _, err := c.dec.Token(); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// scanTrailing checks, through the scanner, that nothing but whitespace follows the array.
+func (c *Chunk) scanTrailing() error {
+	_, err := c.sc.next()
+	if err == io.EOF {
+		return nil
+	}
+	return err
+}
+
+// trailing checks, through the decoder, that nothing but whitespace follows the array.
+func (c *Chunk) trailing() error {
+	var buf [512]byte
+	for _, r := range []io.Reader{c.dec.Buffered(), c.trk} {
+		for {
+			n, err := r.Read(buf[:])
+			for _, b := range buf[:n] {
+				if !isSpace(b) {
+					return jsonSyntax("data after the closing ']'")
+				}
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -581,8 +725,12 @@ func (c *Chunk) begin(mode int) error {
 		return &Error{Op: OpRead, URL: c.r.s.url, Kind: ErrInvalidArgument,
 			Detail: fmt.Sprintf("NextItem on a %q stream; use Read", c.info.ContentType)}
 	}
+	if mode == modeDecode && !c.json {
+		return &Error{Op: OpRead, URL: c.r.s.url, Kind: ErrInvalidArgument,
+			Detail: fmt.Sprintf("DecodeItem on a %q stream; use Read", c.info.ContentType)}
+	}
 	if c.mode != modeNone && c.mode != mode {
-		return &Error{Op: OpRead, URL: c.r.s.url, Kind: ErrInvalidArgument, Detail: "a chunk is read by items or by bytes, not both"}
+		return &Error{Op: OpRead, URL: c.r.s.url, Kind: ErrInvalidArgument, Detail: "a chunk is read by one of NextItem, DecodeItem or Read"}
 	}
 	c.mode = mode
 	return nil

@@ -284,3 +284,41 @@ func TestCreateValidation(t *testing.T) {
 		t.Fatalf("zero retry policy: %v", err)
 	}
 }
+
+func TestDecodeItemErrors(t *testing.T) {
+	serve := func(body string) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Stream-Next-Offset", "1_1")
+			w.Header().Set("Stream-Up-To-Date", "true")
+			io.WriteString(w, body)
+		}))
+	}
+	// A value of the wrong type is consumed and reported; the chunk goes on.
+	hs := serve(`[{"n":1},{"n":"x"},{"n":3}]`)
+	defer hs.Close()
+	var ns []int
+	var errs int
+	for it, err := range ds.JSONItems[event](ctx(), ds.NewStream(hs.URL), ds.ReadOptions{}) {
+		if err != nil {
+			if !errors.Is(err, ds.ErrParse) || it.Index != 1 {
+				t.Fatalf("item %d: %v", it.Index, err)
+			}
+			errs++
+			continue
+		}
+		ns = append(ns, it.Value.N)
+	}
+	if fmt.Sprint(ns) != "[1 3]" || errs != 1 {
+		t.Fatalf("decoded %v with %d errors", ns, errs)
+	}
+	// A complete response with a truncated array, or with garbage, is malformed: no retry.
+	for _, body := range []string{`[{"n":1},{"n"`, `XY{"n":1}]`, `[{"n":1}]x`, `[{"n":1} {"n":2}]`} {
+		hs := serve(body)
+		_, _, err := ds.ReadJSON[event](ctx(), ds.NewStream(hs.URL, fastRetry()), ds.ReadOptions{})
+		hs.Close()
+		if !errors.Is(err, ds.ErrParse) {
+			t.Errorf("%s: %v, want ErrParse", body, err)
+		}
+	}
+}
