@@ -1,0 +1,241 @@
+package dstest
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A Fault makes requests on one path misbehave, for testing clients: fail with a status, wait,
+// drop the connection before answering or in the middle of the body, or cut an SSE stream
+// short. Install one with [Handler.InjectFault] or [Server.InjectFault]; it applies to the
+// next Count matching requests, then is gone.
+//
+// At most one of Status, Drop, DropMidBody and TruncateSSEAfter may be set; Delay combines
+// with any of them (it comes first) or stands alone (the request is then served normally,
+// late).
+type Fault struct {
+	// Method restricts the fault to requests with this method (any case). Default: "", every
+	// method.
+	Method string
+
+	// Count is how many matching requests get the fault. Default: 0, meaning 1.
+	Count int
+
+	// Delay is how long to wait before anything else, honouring the request's context.
+	// Default: 0, no wait.
+	Delay time.Duration
+
+	// Status, when set, answers the request with this status and a plain-text body instead of
+	// serving it. Default: 0, the request is served.
+	Status int
+
+	// RetryAfter, with Status, sends a Retry-After header of this many seconds (rounded up).
+	// Default: 0, no header.
+	RetryAfter time.Duration
+
+	// Drop closes the connection without any response. Default: false.
+	Drop bool
+
+	// DropMidBody serves the request but closes the connection after DropAfterBytes bytes of
+	// the response body, so the client sees the headers (with the full Content-Length) and a
+	// body that ends early. Default: false.
+	DropMidBody bool
+
+	// DropAfterBytes is how many body bytes DropMidBody lets through. Default: 0, meaning half
+	// the body when its length is known (and always fewer than all of it), else none.
+	DropAfterBytes int
+
+	// TruncateSSEAfter, for an SSE read, sends this many complete events (data and control
+	// events count alike), then the start of another event, and closes the connection: the
+	// stream ends abruptly with no closing control event. Requests that are not SSE reads are
+	// served normally. Default: 0, off.
+	TruncateSSEAfter int
+}
+
+func (f Fault) validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("dstest: Fault.%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if f.Count < 0 {
+		bad("Count", "must be >= 0, got %d", f.Count)
+	}
+	if f.Delay < 0 {
+		bad("Delay", "must be >= 0, got %v", f.Delay)
+	}
+	if f.Status != 0 && (f.Status < 100 || f.Status > 999) {
+		bad("Status", "must be an HTTP status (100-999), got %d", f.Status)
+	}
+	if f.RetryAfter < 0 {
+		bad("RetryAfter", "must be >= 0, got %v", f.RetryAfter)
+	} else if f.RetryAfter > 0 && f.Status == 0 {
+		bad("RetryAfter", "needs Status")
+	}
+	if f.DropAfterBytes < 0 {
+		bad("DropAfterBytes", "must be >= 0, got %d", f.DropAfterBytes)
+	} else if f.DropAfterBytes > 0 && !f.DropMidBody {
+		bad("DropAfterBytes", "needs DropMidBody")
+	}
+	if f.TruncateSSEAfter < 0 {
+		bad("TruncateSSEAfter", "must be >= 0, got %d", f.TruncateSSEAfter)
+	}
+	kinds := 0
+	for _, set := range []bool{f.Status != 0, f.Drop, f.DropMidBody, f.TruncateSSEAfter > 0} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		errs = append(errs, errors.New("dstest: Fault: at most one of Status, Drop, DropMidBody and TruncateSSEAfter may be set"))
+	}
+	if kinds == 0 && f.Delay == 0 {
+		errs = append(errs, errors.New("dstest: Fault: nothing to do: set Delay, Status, Drop, DropMidBody or TruncateSSEAfter"))
+	}
+	return errors.Join(errs...)
+}
+
+// faultTable holds the installed faults, first in first out per path.
+type faultTable struct {
+	mu     sync.Mutex
+	byPath map[string][]*pendingFault
+}
+
+type pendingFault struct {
+	f    Fault
+	left int
+}
+
+// InjectFault installs f for the next f.Count requests on path, which is a URL path such as
+// "/v1/stream/orders" or, without a leading "/", a stream name under the prefix. Faults on one
+// path apply in the order they were installed; a request takes the first whose Method
+// matches. It returns an error naming every invalid field.
+func (h *Handler) InjectFault(path string, f Fault) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	if path == "" {
+		return errors.New("dstest: InjectFault: empty path")
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = h.opts.Prefix + path
+	}
+	left := f.Count
+	if left == 0 {
+		left = 1
+	}
+	t := &h.faults
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.byPath == nil {
+		t.byPath = make(map[string][]*pendingFault)
+	}
+	t.byPath[path] = append(t.byPath[path], &pendingFault{f: f, left: left})
+	return nil
+}
+
+// ClearFaults removes every installed fault.
+func (h *Handler) ClearFaults() { h.faults.clear() }
+
+// PendingFaults returns how many requests the installed faults will still affect.
+func (h *Handler) PendingFaults() int {
+	t := &h.faults
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, list := range t.byPath {
+		for _, p := range list {
+			n += p.left
+		}
+	}
+	return n
+}
+
+func (t *faultTable) clear() {
+	t.mu.Lock()
+	clear(t.byPath)
+	t.mu.Unlock()
+}
+
+// take consumes one use of the first fault on path that matches method.
+func (t *faultTable) take(path, method string) (Fault, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	list := t.byPath[path]
+	for i, p := range list {
+		if p.f.Method != "" && !strings.EqualFold(p.f.Method, method) {
+			continue
+		}
+		p.left--
+		if p.left == 0 {
+			list = append(list[:i:i], list[i+1:]...)
+			if len(list) == 0 {
+				delete(t.byPath, path)
+			} else {
+				t.byPath[path] = list
+			}
+		}
+		return p.f, true
+	}
+	return Fault{}, false
+}
+
+// applyFault carries out the part of f that acts before the request is served. It reports
+// whether the request should then be served.
+func (h *Handler) applyFault(w *response, r *http.Request, f Fault) bool {
+	if f.Delay > 0 {
+		t := time.NewTimer(f.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return false
+		}
+	}
+	switch {
+	case f.Drop:
+		panic(http.ErrAbortHandler)
+	case f.Status != 0:
+		if f.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.FormatInt(int64((f.RetryAfter+time.Second-1)/time.Second), 10))
+		}
+		httpError(w, f.Status, "injected fault")
+		return false
+	case f.DropMidBody, f.TruncateSSEAfter > 0:
+		w.fault = &f
+	}
+	return true
+}
+
+// armDrop sets where DropMidBody cuts the body, once the headers are known.
+func (w *response) armDrop() {
+	n := int64(w.fault.DropAfterBytes)
+	if cl, err := strconv.ParseInt(w.Header().Get("Content-Length"), 10, 64); err == nil {
+		if n == 0 {
+			n = cl / 2
+		}
+		if n >= cl {
+			n = max(cl-1, 0)
+		}
+	}
+	w.dropAt = n
+}
+
+// drop sends what was written and closes the connection.
+func (w *response) drop() {
+	http.NewResponseController(w.ResponseWriter).Flush()
+	panic(http.ErrAbortHandler)
+}
+
+// sseEvent counts an SSE event just written; a TruncateSSEAfter fault cuts the stream here.
+func (w *response) sseEvent() {
+	w.events++
+	if w.fault != nil && w.fault.TruncateSSEAfter > 0 && w.events >= w.fault.TruncateSSEAfter {
+		w.ResponseWriter.Write([]byte("event: data\ndata:"))
+		w.drop()
+	}
+}
