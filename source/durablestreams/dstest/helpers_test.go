@@ -66,4 +66,3 @@ func noHeader(t *testing.T, resp *http.Response, name string) {
 		t.Errorf("%s: %q, want none", name, got)
 	}
 }
-
