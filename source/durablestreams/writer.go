@@ -42,9 +42,9 @@ type WriterOptions struct {
 	// ContentType of the stream; application/json makes each appended item one JSON message.
 	// Default: the handle's content type, else application/octet-stream.
 	ContentType string
-	// OnError is called (from a writer goroutine) when a batch fails for good; its items are
-	// lost and the writer stops accepting appends. Default: none (the error is returned by
-	// the next Append, Flush or Close).
+	// OnError is called (from a writer goroutine, once) when a batch fails for good; its
+	// items are lost and the writer stops accepting appends. It must not call Close, which
+	// waits for it. Default: none (the error is returned by the next Append, Flush or Close).
 	OnError func(error)
 }
 
@@ -116,6 +116,7 @@ type Writer struct {
 	claiming   bool
 	claimEpoch int64
 	timerGen   int64
+	timer      *time.Timer
 	err        error
 	closed     bool
 	final      *AppendResult
@@ -253,7 +254,7 @@ func (w *Writer) add(data []byte) {
 		if w.o.Linger > 0 {
 			w.timerGen++
 			gen := w.timerGen
-			time.AfterFunc(w.o.Linger, func() { w.lingerDone(gen) })
+			w.timer = time.AfterFunc(w.o.Linger, func() { w.lingerDone(gen) })
 		}
 	}
 	if w.json && b.items > 0 {
@@ -285,6 +286,10 @@ func (w *Writer) seal() {
 	}
 	w.pending = nil
 	w.timerGen++
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
 	if w.json {
 		b.body = append(b.body, ']')
 	}
@@ -349,7 +354,16 @@ func (w *Writer) send(b *wbatch) {
 		Producer: &ProducerHeaders{ID: w.o.ProducerID, Epoch: b.epoch, Seq: b.seq}}
 	res, err := w.s.Append(w.ctx, b.body, opts)
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	notify := w.record(b, res, err)
+	w.mu.Unlock()
+	if notify != nil && w.o.OnError != nil {
+		w.o.OnError(notify) // outside the lock: the callback may use the writer (not Close)
+	}
+}
+
+// record applies a send's outcome; it returns the error to report when the writer fails.
+// Called with mu held.
+func (w *Writer) record(b *wbatch, res AppendResult, err error) error {
 	defer w.broadcast()
 	w.inflight--
 	var e *Error
@@ -370,7 +384,7 @@ func (w *Writer) send(b *wbatch) {
 		}
 		w.event(b, res.Duplicate, nil)
 	case e != nil && e.Kind == ErrSequenceGap && b.hadPred:
-		// A predecessor has not reached the server yet: send again once it is stored.
+		// A predecessor had not reached the server yet: send again once it is stored.
 		b.afterGap = true
 		w.requeue(b)
 	case e != nil && e.Kind == ErrStaleEpoch && w.o.AutoClaim && w.ctx.Err() == nil:
@@ -382,10 +396,10 @@ func (w *Writer) send(b *wbatch) {
 			err = &Error{Op: OpAppend, URL: w.s.url, Kind: ErrWriterClosed, Detail: "writer closed before the batch was stored", Err: err}
 		}
 		w.event(b, false, err)
-		w.failLocked(err)
-		return
+		return w.failLocked(err)
 	}
 	w.pump()
+	return nil
 }
 
 // bytes returns how many buffered bytes the batch accounts for.
@@ -409,17 +423,15 @@ func (w *Writer) event(b *wbatch, dup bool, err error) {
 	}
 }
 
-// failLocked stops the writer after a batch failed for good.
-func (w *Writer) failLocked(err error) {
+// failLocked stops the writer after a batch failed for good; it returns err the first time.
+func (w *Writer) failLocked(err error) error {
 	if w.err != nil {
-		return
+		return nil
 	}
 	w.err = err
 	w.queue = nil
 	w.pending = nil
-	if w.o.OnError != nil {
-		go w.o.OnError(err) // not under the lock; the callback may call the writer
-	}
+	return err
 }
 
 // Flush sends everything appended so far and waits until the server stored it, or ctx ends.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	ds "github.com/sluice-go/sluice/source/durablestreams"
@@ -39,13 +40,20 @@ func (a *adapter) benchmark(c *command) any {
 		s = a.stream(op.Path, nil)
 		return nil
 	}
+	// A JSON stream needs a JSON payload: a string of the requested size.
+	payload := func() []byte {
+		if strings.HasPrefix(a.ctypes[op.Path], "application/json") {
+			return []byte(`"` + strings.Repeat("*", max(op.Size-2, 0)) + `"`)
+		}
+		return bytes.Repeat([]byte{42}, op.Size)
+	}
 	var err error
 	switch op.Op {
 	case "create":
 		_, err = s.Create(ctx, ds.CreateOptions{ContentType: orDefault(op.ContentType)})
 	case "append":
 		if err = ensure(""); err == nil {
-			_, err = s.Append(ctx, bytes.Repeat([]byte{42}, op.Size), ds.AppendOptions{})
+			_, err = s.Append(ctx, payload(), ds.AppendOptions{})
 			metrics["bytesTransferred"] = op.Size
 		}
 	case "read":
@@ -69,8 +77,7 @@ func (a *adapter) benchmark(c *command) any {
 			mode = ds.LiveSSE
 		}
 		r := s.Reader(ctx, ds.ReadOptions{Offset: m.NextOffset, Live: mode})
-		payload := bytes.Repeat([]byte{42}, op.Size)
-		if _, err = s.Append(ctx, payload, ds.AppendOptions{}); err != nil {
+		if _, err = s.Append(ctx, payload(), ds.AppendOptions{}); err != nil {
 			r.Close()
 			break
 		}
@@ -95,12 +102,9 @@ func (a *adapter) benchmark(c *command) any {
 		if w, err = ds.NewWriter(s, o); err != nil {
 			break
 		}
-		payload := bytes.Repeat([]byte{42}, op.Size)
-		if a.ctypes[op.Path] == "application/json" {
-			payload = []byte(strconv.Quote(string(payload)))
-		}
+		p := payload()
 		for i := 0; i < op.Count && err == nil; i++ {
-			err = w.Append(ctx, payload)
+			err = w.Append(ctx, p)
 		}
 		if cerr := w.Close(ctx); err == nil {
 			err = cerr
