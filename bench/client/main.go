@@ -29,6 +29,7 @@ import (
 
 	"github.com/sluice-go/sluice/internal/refserver"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
+	"github.com/sluice-go/sluice/source/durablestreams/dstest"
 )
 
 // order is the message the streams hold (~90 bytes of JSON each).
@@ -208,6 +209,7 @@ func main() {
 	base := flag.String("server", "", "base URL of a running server (default: start the reference server)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the sluice contenders here")
 	static := flag.Bool("static", true, "also read each stream from a Go loopback server replaying the reference server's response (measures the clients alone)")
+	inproc := flag.Bool("dstest", true, "also fill and read each stream on the in-process server (source/durablestreams/dstest)")
 	flag.Parse()
 	log.SetFlags(0)
 	setupClients()
@@ -241,6 +243,18 @@ func main() {
 			log.Fatalf("fill: %v", err)
 		}
 		sources := [][2]string{{"refserver", url}}
+		if *inproc {
+			srv, err := dstest.NewServer(dstest.Options{Compression: *gzipFlag})
+			if err != nil {
+				log.Fatal(err)
+			}
+			defer srv.Close()
+			durl := srv.StreamURL(fmt.Sprintf("bench-client-%d", n))
+			if err := fill(ctx, durl, n); err != nil {
+				log.Fatalf("fill dstest: %v", err)
+			}
+			sources = append(sources, [2]string{"dstest", durl})
+		}
 		if *static {
 			surl, stop, err := replay(ctx, url)
 			if err != nil {
