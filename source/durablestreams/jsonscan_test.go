@@ -91,3 +91,48 @@ func FuzzScanner(f *testing.F) {
 		}
 	})
 }
+
+// genArray streams a JSON array of n small objects without holding it.
+type genArray struct {
+	n, i int
+	buf  []byte
+}
+
+func (g *genArray) Read(p []byte) (int, error) {
+	for len(g.buf) < len(p) && g.i <= g.n {
+		switch {
+		case g.i == g.n:
+			g.buf = append(g.buf, ']')
+		case g.i == 0:
+			g.buf = append(g.buf, `[{"id":0,"s":"x"}`...)
+		default:
+			g.buf = append(g.buf, `,{"id":1234567,"s":"some text"}`...)
+		}
+		g.i++
+	}
+	if len(g.buf) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, g.buf)
+	g.buf = g.buf[n:]
+	return n, nil
+}
+
+// A caller reading a 30 MB array item by item holds one read buffer, however large the body.
+func TestScannerBoundedMemory(t *testing.T) {
+	s := newItemScanner(&genArray{n: 1_000_000}, 1<<20, nil)
+	n := 0
+	for {
+		_, err := s.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 1_000_000 || s.read < 30_000_000 || cap(s.buf) > scanBufSize {
+		t.Fatalf("items %d, read %d bytes, buffer %d bytes", n, s.read, cap(s.buf))
+	}
+}
