@@ -33,13 +33,26 @@ type Observer interface {
 // the events you need.
 type NopObserver struct{}
 
-func (NopObserver) RequestStart(RequestStartEvent)   {}
-func (NopObserver) RequestDone(RequestDoneEvent)     {}
-func (NopObserver) Retry(RetryEvent)                 {}
-func (NopObserver) Reconnect(ReconnectEvent)         {}
-func (NopObserver) Chunk(ChunkEvent)                 {}
+// RequestStart does nothing.
+func (NopObserver) RequestStart(RequestStartEvent) {}
+
+// RequestDone does nothing.
+func (NopObserver) RequestDone(RequestDoneEvent) {}
+
+// Retry does nothing.
+func (NopObserver) Retry(RetryEvent) {}
+
+// Reconnect does nothing.
+func (NopObserver) Reconnect(ReconnectEvent) {}
+
+// Chunk does nothing.
+func (NopObserver) Chunk(ChunkEvent) {}
+
+// ConsumerBatch does nothing.
 func (NopObserver) ConsumerBatch(ConsumerBatchEvent) {}
-func (NopObserver) WriterBatch(WriterBatchEvent)     {}
+
+// WriterBatch does nothing.
+func (NopObserver) WriterBatch(WriterBatchEvent) {}
 
 // RequestStartEvent describes an HTTP attempt about to be sent.
 type RequestStartEvent struct {
