@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +28,8 @@ type Handler struct {
 
 	done      chan struct{} // closed by Close: live reads end
 	closeOnce sync.Once
+
+	waitHook atomic.Pointer[func(path string)] // tests: called when a live read starts to wait
 }
 
 // NewHandler returns a Handler with no streams. It returns an error naming every invalid
@@ -261,3 +264,10 @@ func (w *response) Flush() {
 
 // Unwrap returns the wrapped ResponseWriter, for [http.ResponseController].
 func (w *response) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// waiting reports that a live read of s is about to wait for a change (for tests).
+func (h *Handler) waiting(s *stream) {
+	if f := h.waitHook.Load(); f != nil {
+		(*f)(s.path)
+	}
+}

@@ -1,6 +1,7 @@
 package dstest
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -65,4 +66,46 @@ func noHeader(t *testing.T, resp *http.Response, name string) {
 	if got, ok := resp.Header[http.CanonicalHeaderKey(name)]; ok {
 		t.Errorf("%s: %q, want none", name, got)
 	}
+}
+
+// readAllChunks reads a JSON stream from the start to its tail, chunk by chunk, and returns
+// its values as raw JSON.
+func readAllChunks(t *testing.T, url string) []string {
+	t.Helper()
+	var items []string
+	offset := "-1"
+	for range 100000 {
+		resp, body := do(t, "GET", url+"?offset="+offset, "")
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s at %s: status %d", url, offset, resp.StatusCode)
+			return items
+		}
+		var vals []json.RawMessage
+		if err := json.Unmarshal([]byte(body), &vals); err != nil {
+			t.Errorf("GET %s at %s: %v in %q", url, offset, err, body)
+			return items
+		}
+		for _, v := range vals {
+			items = append(items, string(v))
+		}
+		offset = resp.Header.Get("Stream-Next-Offset")
+		if resp.Header.Get("Stream-Up-To-Date") == "true" {
+			return items
+		}
+		if len(vals) == 0 {
+			t.Errorf("GET %s at %s: an empty chunk that is not up to date", url, offset)
+			return items
+		}
+	}
+	t.Errorf("GET %s: no end", url)
+	return items
+}
+
+// waitSignals makes the server report on the returned channel each time a live read (long-poll
+// or SSE) of a stream is about to wait for a change, so that tests know a reader is in place.
+func waitSignals(srv *Server) <-chan string {
+	ch := make(chan string, 100)
+	f := func(path string) { ch <- path }
+	srv.Handler().waitHook.Store(&f)
+	return ch
 }

@@ -117,6 +117,7 @@ func (h *Handler) serveLongPoll(w *response, r *http.Request, s *stream, q readR
 			return
 		}
 		timedOut := false
+		h.waiting(s)
 		select {
 		case <-v.changed:
 			if s.dead.Load() {

@@ -77,6 +77,7 @@ func (h *Handler) serveSSE(w *response, r *http.Request, s *stream, q readReques
 			}
 		}
 		keepAlive.Reset(h.opts.LongPollTimeout)
+		h.waiting(s)
 		select {
 		case <-v.changed:
 			if s.dead.Load() {
