@@ -155,6 +155,10 @@ func (h *Handler) create(path string, c *createRequest, ct string, rec []byte) (
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.creates++
+	if h.creates%sweepEvery == 0 {
+		h.sweepLocked(now)
+	}
 	if old := h.streams[path]; old != nil {
 		switch {
 		case old.softDeleted:
@@ -281,4 +285,17 @@ func subOffsetPrefix(src *stream, pos uint64, n int) ([]byte, bool) {
 		return nil, false
 	}
 	return rec[:n:n], true
+}
+
+// sweepEvery is how many creates pass between sweeps of expired streams (which are otherwise
+// removed when next touched).
+const sweepEvery = 64
+
+// sweepLocked ends every expired stream. The caller holds h.mu.
+func (h *Handler) sweepLocked(now time.Time) {
+	for _, s := range h.streams {
+		if !s.softDeleted && s.expired(now) {
+			h.expireLocked(s)
+		}
+	}
 }

@@ -23,6 +23,7 @@ type Handler struct {
 
 	mu      sync.RWMutex
 	streams map[string]*stream
+	creates int // PUTs that reached the store, for sweeping expired streams
 
 	faults faultTable
 

@@ -1,6 +1,7 @@
 package dstest
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"testing"
 	"testing/synctest"
@@ -85,4 +86,45 @@ func TestLongPollWaitsItsTimeout(t *testing.T) {
 			t.Fatalf("after %v: %q", d, rec.Body)
 		}
 	})
+}
+
+func TestExpiredStreamsAreSwept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, err := NewHandler(Options{})
+		must(t, err)
+		serve(t, h, 201, "PUT", "/v1/stream/short", "", "Stream-TTL", "1")
+		time.Sleep(2 * time.Second)
+		for i := range sweepEvery {
+			serve(t, h, 201, "PUT", fmt.Sprintf("/v1/stream/s%d", i), "")
+		}
+		h.mu.RLock()
+		_, present := h.streams["/v1/stream/short"]
+		n := len(h.streams)
+		h.mu.RUnlock()
+		if present || n != sweepEvery {
+			t.Fatalf("expired stream still held (%v), %d streams", present, n)
+		}
+	})
+}
+
+func TestReset(t *testing.T) {
+	srv := newTestServer(t, Options{LongPollTimeout: time.Minute})
+	waits := waitSignals(srv)
+	u := srv.StreamURL("reset")
+	expect(t, 201, "PUT", u, "", "Content-Type", "text/plain")
+	must(t, srv.InjectFault("other", Fault{Status: 500}))
+	got := make(chan int)
+	go func() {
+		resp, _ := do(t, "GET", u+"?offset=now&live=long-poll", "")
+		got <- resp.StatusCode
+	}()
+	<-waits
+	srv.Handler().Reset()
+	if s := <-got; s != 404 {
+		t.Fatalf("waiting read after Reset: %d", s)
+	}
+	expect(t, 404, "GET", u, "")
+	if n := srv.Handler().PendingFaults(); n != 0 {
+		t.Fatalf("%d faults left", n)
+	}
 }
