@@ -140,6 +140,15 @@ func main() {
 		}
 		fmt.Fprintln(tw)
 	}
+	fmt.Fprint(tw, "server peak RSS\tMiB\t")
+	for _, t := range targets {
+		if kib := peakRSSKiB(t.pid); kib > 0 {
+			fmt.Fprintf(tw, "%.0f\t", float64(kib)/1024)
+		} else {
+			fmt.Fprint(tw, "?\t")
+		}
+	}
+	fmt.Fprintln(tw)
 	fmt.Println()
 	tw.Flush()
 	if len(targets) == 2 {
@@ -157,6 +166,7 @@ type target struct {
 	name string
 	url  string
 	stop func()
+	pid  int // the server's process, for its peak RSS; 0 when unknown
 
 	readStream string // the filled stream of catch-up reads
 }
@@ -183,13 +193,13 @@ func start(ctx context.Context, name string) (*target, error) {
 			cmd.Wait()
 			return nil, fmt.Errorf("dstest did not start: %w", err)
 		}
-		return &target{name: "dstest", url: strings.TrimSpace(line), stop: func() { stdin.Close(); cmd.Wait() }}, nil
+		return &target{name: "dstest", url: strings.TrimSpace(line), pid: cmd.Process.Pid, stop: func() { stdin.Close(); cmd.Wait() }}, nil
 	case "reference", "ref":
 		srv, err := refserver.Start(ctx, refserver.Options{})
 		if err != nil {
 			return nil, err
 		}
-		return &target{name: "reference", url: srv.URL, stop: func() { srv.Stop() }}, nil
+		return &target{name: "reference", url: srv.URL, pid: childPid("node"), stop: func() { srv.Stop() }}, nil
 	}
 	return nil, fmt.Errorf("-servers: unknown server %q (want dstest or reference)", name)
 }
@@ -398,4 +408,48 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// childPid returns the pid of this process's child whose command name is comm, or 0.
+func childPid(comm string) int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		stat := string(b)
+		open, end := strings.IndexByte(stat, '('), strings.LastIndexByte(stat, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		fields := strings.Fields(stat[end+1:])
+		if stat[open+1:end] == comm && len(fields) > 1 && fields[1] == strconv.Itoa(os.Getpid()) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// peakRSSKiB returns the peak resident set size of a running process (VmHWM), or 0.
+func peakRSSKiB(pid int) int64 {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
