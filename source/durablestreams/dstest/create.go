@@ -228,7 +228,7 @@ func (h *Handler) create(path string, c *createRequest, ct string, rec []byte) (
 			s.hasTTL, s.ttlSeconds, s.ttl = src.hasTTL, src.ttlSeconds, src.ttl
 			s.expiresAtRaw, s.expiresAt = src.expiresAtRaw, src.expiresAt
 		}
-		s.source, s.forkedFrom, s.forkPos, s.forkSubOffset = src, c.forkedFrom, base, c.forkSub
+		s.source, s.forkPos = src, base
 		src.refs++
 	}
 	if len(prefix) > 0 {

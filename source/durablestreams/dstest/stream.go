@@ -22,11 +22,9 @@ type stream struct {
 	expiresAtRaw string // as given
 	expiresAt    time.Time
 
-	// Fork: the source stream, the position the fork diverges at and what was asked for.
-	source        *stream
-	forkedFrom    string
-	forkPos       uint64
-	forkSubOffset int
+	// Fork: the source stream and the position the fork diverges at.
+	source  *stream
+	forkPos uint64
 
 	cfg createRequest // what the creating PUT asked for, for idempotent PUTs
 
