@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-go/sluice/ack"
 )
 
 func TestWorkModesAgree(t *testing.T) {
@@ -89,5 +91,27 @@ func TestEveryVariantIsExactlyOnce(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestCheckerAsAcknowledger(t *testing.T) {
+	const n = 4
+	c := newChecker(n)
+	for i := range int64(n) {
+		c.batch(1, centsOf(i))
+	}
+	c.Ack([]ack.Ref{{N: 0}, {N: 2}}, nil)
+	c.Ack([]ack.Ref{{N: 1}, {N: 3}}, nil)
+	select {
+	case <-c.done:
+	default:
+		t.Fatal("done not closed after every message was acknowledged")
+	}
+	if err := c.verdict(); err != nil {
+		t.Fatal(err)
+	}
+	c.Ack(nil, []ack.Failure{{Ref: ack.Ref{N: 1}, Err: errBadOrder}})
+	if err := c.verdict(); err == nil {
+		t.Error("a failure judged exactly-once")
 	}
 }
