@@ -1,0 +1,119 @@
+package pipeline
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/sluice-go/sluice/ack"
+)
+
+// ackScratch is a goroutine's reusable space for building acknowledgement groups.
+type ackScratch struct {
+	refs  []ack.Ref
+	fails []ack.Failure
+	seen  []bool
+}
+
+// finish ends a group of messages (a batch, or messages a processor finished together): the
+// failure handler sees the failed ones, then every acknowledger is told once, and the
+// messages leave the in-flight count. After the shutdown timeout it does nothing: the
+// messages stay unfinished.
+func (r *run[T]) finish(w *worker[T], msgs []Message[T]) {
+	if len(msgs) == 0 || r.abandoned.Load() {
+		return
+	}
+	failed := countFailed(msgs)
+	halt := false
+	if failed > 0 {
+		first := firstFailed(msgs)
+		if h := r.o.Failure.Handler; h != nil {
+			w.failed = w.failed[:0]
+			for i := range msgs {
+				if msgs[i].err != nil {
+					w.failed = append(w.failed, msgs[i])
+				}
+			}
+			err := callFailed(r.hctx, h, w.failed)
+			clear(w.failed)
+			if err != nil {
+				if r.abandoned.Load() {
+					return
+				}
+				halt = true
+				r.haltOn(first, err)
+			}
+		}
+		if r.o.Failure.Policy == FailHalt {
+			halt = true
+			r.haltOn(first, nil)
+		}
+		if r.abandoned.Load() {
+			return
+		}
+	}
+	r.acknowledge(&w.acks, msgs, halt)
+	inflight := r.inflight.Add(-int64(len(msgs)))
+	r.credits.release(len(msgs))
+	if r.observed {
+		halted := 0
+		if halt {
+			halted = failed
+		}
+		r.obs.Acked(AckEvent{Pipeline: r.o.Name, Successful: len(msgs) - failed, Failed: failed, Halted: halted, InFlight: int(inflight)})
+	}
+}
+
+func firstFailed[T any](msgs []Message[T]) *Message[T] {
+	for i := range msgs {
+		if msgs[i].err != nil {
+			return &msgs[i]
+		}
+	}
+	return nil
+}
+
+// acknowledge tells each distinct acknowledger of msgs, once, which of its messages succeeded
+// and which failed (with Halt set on failures when halt).
+func (r *run[T]) acknowledge(s *ackScratch, msgs []Message[T], halt bool) {
+	if cap(s.seen) < len(msgs) {
+		s.seen = make([]bool, len(msgs))
+	}
+	seen := s.seen[:len(msgs)]
+	clear(seen)
+	for start := range msgs {
+		if seen[start] {
+			continue
+		}
+		a := msgs[start].acknowledger
+		refs, fails := s.refs[:0], s.fails[:0]
+		for j := start; j < len(msgs); j++ {
+			m := &msgs[j]
+			if seen[j] || !sameAcknowledger(m.acknowledger, a) {
+				continue
+			}
+			seen[j] = true
+			if m.err != nil {
+				fails = append(fails, ack.Failure{Ref: m.ref, Err: m.err, Halt: halt})
+			} else {
+				refs = append(refs, m.ref)
+			}
+		}
+		if a != nil {
+			if err := callAck(a, refs, fails); err != nil {
+				r.fail(fmt.Errorf("pipeline: acknowledger: %w", err))
+			}
+		}
+		clear(refs)
+		clear(fails)
+		s.refs, s.fails = refs[:0], fails[:0]
+	}
+}
+
+// sameAcknowledger reports whether a and b are the same acknowledger: the same dynamic type and
+// the same value word. Unlike ==, it never panics, which matters because acknowledgers are
+// often functions ([ack.AcknowledgerFunc]), which == cannot compare. Two equal acknowledgers
+// held in separate interface boxes count as different, which only splits a group in two.
+func sameAcknowledger(a, b ack.Acknowledger) bool {
+	type iface struct{ typ, data unsafe.Pointer }
+	return *(*iface)(unsafe.Pointer(&a)) == *(*iface)(unsafe.Pointer(&b))
+}

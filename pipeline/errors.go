@@ -1,0 +1,121 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sluice-go/sluice/ack"
+)
+
+var (
+	// ErrEndOfInput is returned by a [Producer] when its input is exhausted: the pipeline
+	// drains and completes the run.
+	ErrEndOfInput = errors.New("pipeline: end of input")
+
+	// ErrDraining is the cause of the context given to [Producer.Produce] once the pipeline
+	// has started draining (see context.Cause).
+	ErrDraining = errors.New("pipeline: draining")
+
+	// ErrUnknownBatcher fails a message routed to a batcher the pipeline does not have.
+	ErrUnknownBatcher = errors.New("pipeline: unknown batcher")
+
+	// ErrFailed is the error of a message failed with [Message.Fail](nil).
+	ErrFailed = errors.New("pipeline: message failed")
+
+	// ErrRunning is returned by [Pipeline.Run] when the pipeline is running or has run: a
+	// Pipeline runs once.
+	ErrRunning = errors.New("pipeline: Run called twice")
+)
+
+// FieldError is one problem with [Options]: the path of the field, as in Go source
+// (Batchers["db"].BatchSize), and what is wrong with it.
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Problem }
+
+// OptionsError is returned by [New] (and [Options.Validate]) when options are invalid. It
+// lists every problem found, in a stable order. Match it with errors.As.
+type OptionsError struct {
+	Problems []FieldError
+}
+
+func (e *OptionsError) Error() string {
+	var b strings.Builder
+	b.WriteString("pipeline: invalid options: ")
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+// PanicError is the error of a message (or of every message of a batch, or of a run) whose
+// handler, producer or hook panicked: the value it panicked with and the goroutine's stack at
+// that moment. When the value is an error, errors.Is and errors.As see through to it.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("pipeline: panic: %v\n\n%s", e.Value, e.Stack)
+}
+
+// Unwrap returns the panic value when it is an error, else nil.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// HaltError is returned by [Pipeline.Run] when the pipeline halted because of a failed
+// message: under the [FailHalt] policy, or when the [FailureHandler] itself failed. It names
+// the first such message; that message, and every other one reported with
+// [ack.Failure.Halt], was acknowledged as failed with Halt set.
+type HaltError struct {
+	// Ref, Metadata and Attempt identify the message.
+	Ref      ack.Ref
+	Metadata Metadata
+	Attempt  int
+	// Err is why the message failed.
+	Err error
+	// HandlerErr is the failure handler's error when the halt is due to it, else nil.
+	HandlerErr error
+}
+
+func (e *HaltError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pipeline: halted on failed message (index %d of chunk %q..%q, ref %d, attempt %d): %v",
+		e.Metadata.Index, e.Metadata.ChunkStart, e.Metadata.ChunkNext, e.Ref.N, e.Attempt, e.Err)
+	if e.HandlerErr != nil {
+		fmt.Fprintf(&b, "; failure handler: %v", e.HandlerErr)
+	}
+	return b.String()
+}
+
+// Unwrap returns the message's error and the failure handler's, if any.
+func (e *HaltError) Unwrap() []error {
+	if e.HandlerErr != nil {
+		return []error{e.Err, e.HandlerErr}
+	}
+	return []error{e.Err}
+}
+
+// ShutdownTimeoutError is returned by [Pipeline.Run] when draining took longer than
+// [Options.ShutdownTimeout]. At that moment the pipeline cancelled its handlers' context and
+// stopped delivering acknowledgements: Unfinished messages were fetched from the producer but
+// never acknowledged, so an at-least-once source delivers them again after a restart.
+type ShutdownTimeoutError struct {
+	Timeout    time.Duration
+	Unfinished int
+}
+
+func (e *ShutdownTimeoutError) Error() string {
+	return fmt.Sprintf("pipeline: shutdown timeout of %v passed with %d messages unfinished", e.Timeout, e.Unfinished)
+}
