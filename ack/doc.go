@@ -1,9 +1,68 @@
 // Package ack holds Sluice's acknowledgement contract, the offset tracker and checkpoint stores.
 //
+// Acking works in three layers: a message's [Acknowledger] and [Ref], which the pipeline
+// calls when the message ends; the [Tracker], which turns out-of-order completions into a
+// committed offset (no I/O, no clock); and a [CheckpointStore], which saves that offset
+// (I/O), fed by a [Saver]. The package imports nothing of the pipeline, so sources,
+// acknowledgers and stores can be written and tested on their own.
+//
 // # Acknowledgement
 //
 // Every message a producer emits carries an [Acknowledger] and a [Ref]. When the message ends,
 // successfully or not, the pipeline hands its Ref to its Acknowledger, grouped with the other
-// messages of the same batch. The package imports nothing of the pipeline, so sources,
-// acknowledgers and stores can be written and tested on their own.
+// messages of the same batch.
+//
+// # Committed offsets
+//
+// A [Tracker] follows the chunks a producer fetched, in fetch order, each with its message
+// count and the opaque offset after it. Messages are marked done in any order, from any
+// goroutine; the committed offset is the offset after the longest prefix of chunks whose
+// every message is done. It never passes a message that is not done, whatever order the
+// acks arrive in, and never moves backwards. This is stricter than committing the highest
+// offset marked: that would commit messages that are still being processed.
+//
+// A producer that knows a chunk's size up front tracks it in one call with [Tracker.Track].
+// One that decodes a long response as it streams opens the chunk with [Tracker.Open], adds
+// messages with [Chunk.Add] as it emits them and seals it with [Chunk.Seal] and the final
+// offset when the response ends. An empty sealed chunk, such as a long-poll that only moved
+// the offset, commits as soon as everything before it has.
+//
+// The producer stores the *[Chunk] in each message's [Ref.Ptr]; the Tracker is itself an
+// [Acknowledger] that marks those chunks done, so the same tracker serves as every message's
+// acknowledger. Marking is O(1) and allocation-free; the tracker's lock is taken only when a
+// chunk completes.
+//
+// # Offset walk-through
+//
+// A stream is read from offset "0" in three fetches: chunk A holds messages a1 a2 and ends
+// at offset "2", chunk B holds b1 and ends at "3", chunk C holds c1 c2 and ends at "5".
+// Processors and batchers finish them out of order:
+//
+//	event            done so far            committed   why
+//	(start)          -                      "0"         nothing done yet
+//	b1 done          b1                     "0"         A is unfinished: B must wait
+//	c2 done          b1 c2                  "0"         A still unfinished
+//	a2 done          b1 c2 a2               "0"         a1 is not done
+//	a1 done          b1 c2 a2 a1            "3"         A and B complete: both commit at once
+//	c1 done          all                    "5"         C completes at the head
+//
+// A restart after "a2 done" resumes at "0" and processes every message again (at least
+// once); a restart after "a1 done" resumes at "3" and sees c1 and c2 again, even though c2
+// was done: a chunk commits whole or not at all.
+//
+// If c1 had failed under the Halt failure policy ([Failure.Halt], [Chunk.Halt]), the
+// committed offset would stay at "3" for good, so that a restart retries chunk C.
+//
+// # Bounded memory
+//
+// With [TrackerOptions.MaxPending] set, [Tracker.Track] and [Chunk.Add] wait, honouring
+// their context, while tracking more would leave more messages unfinished than the cap. A
+// producer that adds each message before emitting it therefore never holds more than the
+// cap, even when one response carries the whole stream.
+//
+// # Draining
+//
+// [Tracker.Wait] returns once no message is pending; the committed offset then reflects
+// every message done. [Tracker.Advanced] signals each advance (coalesced) to a single
+// consumer such as a [Saver], which reads the value with [Tracker.Committed].
 package ack
