@@ -1,0 +1,167 @@
+// Package acktest holds tests that any implementation of Sluice's ack contracts can run.
+//
+// # Checkpoint stores
+//
+// [TestCheckpointStore] checks a [ack.CheckpointStore] against the contract documented on
+// that interface: a missing key, round trips, overwrites, independent keys (including long
+// keys, keys differing only in case and keys with any characters), the empty key, ended
+// contexts, and concurrent saves. A store's own test calls it with a constructor:
+//
+//	func TestStore(t *testing.T) {
+//		acktest.TestCheckpointStore(t, func(t *testing.T) ack.CheckpointStore {
+//			return newEmptyStore(t)
+//		})
+//	}
+package acktest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sluice-go/sluice/ack"
+)
+
+// TestCheckpointStore runs the checkpoint store contract tests as subtests of t.
+//
+// newStore is called once per subtest and must return a store holding no checkpoints
+// (for example in a fresh temporary directory, or on a freshly emptied table); it may
+// register cleanups with t. Offsets saved to one key always sort upwards, so stores that
+// refuse to move an offset backwards pass too. The subtests do not call t.Parallel.
+func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) ack.CheckpointStore) {
+	t.Helper()
+	ctx := context.Background()
+
+	t.Run("LoadMissing", func(t *testing.T) {
+		s := newStore(t)
+		o, found, err := s.Load(ctx, "pipeline|missing")
+		if err != nil || found || o != "" {
+			t.Fatalf(`Load of a missing key = (%q, %v, %v), want ("", false, nil)`, o, found, err)
+		}
+	})
+
+	t.Run("SaveLoad", func(t *testing.T) {
+		s := newStore(t)
+		mustSave(t, s, "orders|http://127.0.0.1:4437/v1/stream/orders", "0000000000000000_0000000000000051")
+		mustLoad(t, s, "orders|http://127.0.0.1:4437/v1/stream/orders", "0000000000000000_0000000000000051")
+	})
+
+	t.Run("Overwrite", func(t *testing.T) {
+		s := newStore(t)
+		for i := range 5 {
+			o := fmt.Sprintf("%016d_%016d", 0, i*10)
+			mustSave(t, s, "k", o)
+			mustLoad(t, s, "k", o)
+		}
+	})
+
+	t.Run("KeysAreIndependent", func(t *testing.T) {
+		s := newStore(t)
+		keys := []string{
+			"a", "A", "a|b", "a/b", "a_b", "a b", "a\\b", "a:b", ".", "..", "../escape",
+			"pipeline|http://example.com/v1/stream/x?y=1&z=%20",
+			"ünïcødé|ストリーム", "tab\there", "new\nline",
+			strings.Repeat("long", 300),
+			strings.Repeat("long", 300) + "!",
+		}
+		for i, k := range keys {
+			mustSave(t, s, k, fmt.Sprintf("offset-%d", i))
+		}
+		for i, k := range keys {
+			mustLoad(t, s, k, fmt.Sprintf("offset-%d", i))
+		}
+	})
+
+	t.Run("OffsetsAreOpaque", func(t *testing.T) {
+		s := newStore(t)
+		for i, o := range []string{"-1", "now", `quote" and \ backslash`, "ünïcødé", strings.Repeat("9", 1000)} {
+			k := fmt.Sprintf("k%d", i)
+			mustSave(t, s, k, o)
+			mustLoad(t, s, k, o)
+		}
+	})
+
+	t.Run("EmptyKey", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.Save(ctx, "", "1"); !errors.Is(err, ack.ErrEmptyKey) {
+			t.Errorf("Save with an empty key: %v, want ErrEmptyKey", err)
+		}
+		if _, _, err := s.Load(ctx, ""); !errors.Is(err, ack.ErrEmptyKey) {
+			t.Errorf("Load with an empty key: %v, want ErrEmptyKey", err)
+		}
+	})
+
+	t.Run("EndedContext", func(t *testing.T) {
+		s := newStore(t)
+		mustSave(t, s, "k", "1")
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := s.Save(cctx, "k", "2"); err == nil {
+			t.Error("Save with an ended context succeeded")
+		}
+		if _, _, err := s.Load(cctx, "k"); err == nil {
+			t.Error("Load with an ended context succeeded")
+		}
+		mustLoad(t, s, "k", "1")
+	})
+
+	t.Run("ConcurrentSaves", func(t *testing.T) {
+		s := newStore(t)
+		const workers, rounds = 8, 20
+		var wg sync.WaitGroup
+		errs := make(chan error, 2*workers)
+		for w := range workers {
+			wg.Go(func() { // each worker its own key, offsets in order
+				k := fmt.Sprintf("own-%d", w)
+				for r := range rounds {
+					if err := s.Save(ctx, k, fmt.Sprintf("%08d", r)); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+			wg.Go(func() { // every worker the same key
+				if err := s.Save(ctx, "shared", fmt.Sprintf("%08d", w)); err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("concurrent Save: %v", err)
+		}
+		for w := range workers {
+			mustLoad(t, s, fmt.Sprintf("own-%d", w), fmt.Sprintf("%08d", rounds-1))
+		}
+		o, found, err := s.Load(ctx, "shared")
+		if err != nil || !found {
+			t.Fatalf("Load(shared) = (%q, %v, %v)", o, found, err)
+		}
+		valid := false
+		for w := range workers {
+			valid = valid || o == fmt.Sprintf("%08d", w)
+		}
+		if !valid {
+			t.Fatalf("Load(shared) = %q, not one of the offsets saved", o)
+		}
+	})
+}
+
+func mustSave(t *testing.T, s ack.CheckpointStore, key, offset string) {
+	t.Helper()
+	if err := s.Save(context.Background(), key, offset); err != nil {
+		t.Fatalf("Save(%q, %q): %v", key, offset, err)
+	}
+}
+
+func mustLoad(t *testing.T, s ack.CheckpointStore, key, want string) {
+	t.Helper()
+	o, found, err := s.Load(context.Background(), key)
+	if err != nil || !found || o != want {
+		t.Fatalf("Load(%q) = (%q, %v, %v), want (%q, true, nil)", key, o, found, err, want)
+	}
+}
