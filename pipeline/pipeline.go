@@ -32,6 +32,10 @@ func New[T any](opts Options[T]) (*Pipeline[T], error) {
 // Name returns the pipeline's name.
 func (p *Pipeline[T]) Name() string { return p.opts.Name }
 
+// MaxInFlight returns the bound on messages fetched and not yet acknowledged: the configured
+// [Options.MaxInFlight] or its computed default.
+func (p *Pipeline[T]) MaxInFlight() int { return p.opts.MaxInFlight }
+
 // Run starts the pipeline's goroutines and blocks until the run is over: until ctx ends,
 // [Pipeline.Stop] is called, the producer reports [ErrEndOfInput] or fails, or a failure
 // halts the pipeline. Then it drains (see the package documentation), bounded by
