@@ -65,7 +65,9 @@ func TestOptionsValidation(t *testing.T) {
 			`Batchers["db"].BatchTimeout: must be > 0, got -1s`,
 			`Batchers["db"].Concurrency: must be >= 0, got -1`,
 		}},
-		{"bytes without size function", func(o *pipeline.Options[int]) { o.Batchers["db"] = pipeline.BatcherOptions[int]{Handler: nopBatch, MaxBatchBytes: 10} },
+		{"bytes without size function", func(o *pipeline.Options[int]) {
+			o.Batchers["db"] = pipeline.BatcherOptions[int]{Handler: nopBatch, MaxBatchBytes: 10}
+		},
 			[]string{`Batchers["db"].SizeOf: required when MaxBatchBytes is set`}},
 		{"empty batcher name", func(o *pipeline.Options[int]) { o.Batchers[""] = pipeline.BatcherOptions[int]{Handler: nopBatch} },
 			[]string{`Batchers[""]: a batcher's name must not be empty`}},
