@@ -60,9 +60,24 @@
 // producer that adds each message before emitting it therefore never holds more than the
 // cap, even when one response carries the whole stream.
 //
+// # Checkpoints
+//
+// A [CheckpointStore] keeps one offset per key; [CheckpointKey] builds the key from the
+// pipeline's name and the source's identity. [MemoryStore] keeps offsets in memory;
+// [FileStore] keeps one file per key and replaces it atomically (temporary file, sync,
+// rename, directory sync). Stores backed by a database live in subpackages; package
+// [github.com/sluice-go/sluice/ack/acktest] checks any store against the contract.
+//
+// A [Saver] connects a tracker to a store: [Saver.Run] saves the committed offset when it
+// advances, at most once per interval, and [Saver.Flush] saves the final one. On start, a
+// producer loads the saved offset, passes it to [NewTracker] and resumes reading there.
+//
 // # Draining
 //
-// [Tracker.Wait] returns once no message is pending; the committed offset then reflects
-// every message done. [Tracker.Advanced] signals each advance (coalesced) to a single
-// consumer such as a [Saver], which reads the value with [Tracker.Committed].
+// Drain in this order: stop tracking new messages; [Tracker.Wait] until no message is
+// pending (the committed offset then reflects every message done); stop [Saver.Run]; call
+// [Saver.Flush]. [Tracker.Advanced] signals advances, coalesced, to a single consumer such
+// as a Saver, which reads the value with [Tracker.Committed]. To abandon instead of
+// draining, cancel the context given to Wait and skip nothing else: the saved offset stays
+// behind every unfinished message, so a restart processes them again.
 package ack

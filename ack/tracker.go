@@ -257,7 +257,9 @@ func (t *Tracker[O]) Halted() bool {
 // Signals coalesce: the channel has room for one, and a send finds it full when the
 // previous signal has not been taken yet, so one receive may stand for many advances. The
 // receiver reads the current value with [Tracker.Committed]. Every call returns the same
-// channel, so it suits one consumer, such as a [Saver]. Never closed.
+// channel, so it suits one consumer, such as a [Saver]. Never closed. Advances before the
+// first call are not signalled: the consumer takes the channel first, then reads
+// [Tracker.Committed] as its starting point.
 func (t *Tracker[O]) Advanced() <-chan struct{} {
 	t.mu.Lock()
 	defer t.mu.Unlock()
