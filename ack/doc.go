@@ -78,6 +78,6 @@
 // pending (the committed offset then reflects every message done); stop [Saver.Run]; call
 // [Saver.Flush]. [Tracker.Advanced] signals advances, coalesced, to a single consumer such
 // as a Saver, which reads the value with [Tracker.Committed]. To abandon instead of
-// draining, cancel the context given to Wait and skip nothing else: the saved offset stays
+// draining, cancel the context given to Wait and still flush: the committed offset stays
 // behind every unfinished message, so a restart processes them again.
 package ack

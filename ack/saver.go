@@ -20,6 +20,10 @@ type SaverOptions[O any] struct {
 	// saver tries again one interval later. Default: log it at warning level with
 	// slog.Default.
 	OnError func(error)
+	// OnSave, if set, is called after each successful save with the offset saved, from
+	// the goroutine that saved it ([Saver.Run]'s or [Saver.Flush]'s caller), while saves
+	// are serialized; for metrics and logs. Default: nil.
+	OnSave func(offset string)
 }
 
 // Saver saves a [Tracker]'s committed offset to a [CheckpointStore] as it advances,
@@ -40,6 +44,7 @@ type Saver[O any] struct {
 	interval time.Duration
 	encode   func(O) string
 	onError  func(error)
+	onSave   func(string)
 	advanced <-chan struct{}
 
 	mu        sync.Mutex // serializes saves; guards the fields below
@@ -50,7 +55,7 @@ type Saver[O any] struct {
 // NewSaver returns a saver of t's committed offset to store under key. It starts nothing:
 // call [Saver.Run] for the periodic saves and [Saver.Flush] at the end.
 func NewSaver[O any](t *Tracker[O], store CheckpointStore, key string, opts SaverOptions[O]) *Saver[O] {
-	s := &Saver[O]{t: t, store: store, key: key, interval: opts.Interval, encode: opts.Encode, onError: opts.OnError}
+	s := &Saver[O]{t: t, store: store, key: key, interval: opts.Interval, encode: opts.Encode, onError: opts.OnError, onSave: opts.OnSave}
 	if s.interval <= 0 {
 		s.interval = time.Second
 	}
@@ -126,5 +131,8 @@ func (s *Saver[O]) save(ctx context.Context) error {
 		return err
 	}
 	s.saved = o
+	if s.onSave != nil {
+		s.onSave(o)
+	}
 	return nil
 }

@@ -54,7 +54,11 @@ func TestSaverCoalesces(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		tr := ack.NewTracker(0, ack.TrackerOptions{})
 		store := &recordingStore{}
-		s := ack.NewSaver(tr, store, "k", ack.SaverOptions[int]{Interval: time.Second})
+		var onSave []string
+		s := ack.NewSaver(tr, store, "k", ack.SaverOptions[int]{
+			Interval: time.Second,
+			OnSave:   func(o string) { onSave = append(onSave, o) },
+		})
 		var wg sync.WaitGroup
 		wg.Go(func() { s.Run(ctx) })
 		defer wg.Wait()
@@ -104,6 +108,9 @@ func TestSaverCoalesces(t *testing.T) {
 		}
 		if got := store.recorded(); !equal(got, []string{"1", "3", "4", "5"}) {
 			t.Fatalf("saves after Flush twice: %v, want [1 3 4 5]", got)
+		}
+		if !equal(onSave, []string{"1", "3", "4", "5"}) {
+			t.Fatalf("OnSave saw %v, want [1 3 4 5]", onSave)
 		}
 	})
 }

@@ -12,7 +12,7 @@ type TrackerOptions struct {
 	// MaxPending caps the number of unfinished messages: tracking more messages
 	// ([Tracker.Track], [Chunk.Add]) waits while the cap would be exceeded. A request for
 	// more messages than the cap at once waits until nothing is pending, then is admitted
-	// alone. Default: 0, no cap.
+	// alone. Default: 0, no cap (as is any negative value).
 	MaxPending int
 }
 
