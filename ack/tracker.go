@@ -53,7 +53,7 @@ type Tracker[O any] struct {
 // [Ref.Ptr], so that the tracker, as an [Acknowledger], marks it in O(1).
 type Chunk[O any] struct {
 	t      *Tracker[O]
-	left   atomic.Int64 // messages added and not done, plus 1 until sealed
+	left   atomic.Int64 // messages added and not done, plus unsealed until sealed
 	sealed bool         // owner only
 	next   O            // written by Seal before its decrement of left
 
@@ -64,6 +64,11 @@ type Chunk[O any] struct {
 }
 
 var _ Acknowledger = (*Tracker[string])(nil)
+
+// unsealed is held in a chunk's left count until it is sealed. It is far above any message
+// count, so that marking more messages than were added before the seal cannot complete
+// the chunk early: the seal finds the count negative and panics instead.
+const unsealed = 1 << 40
 
 // NewTracker returns a tracker whose committed offset starts at start: the offset
 // the first tracked chunk begins at, typically where reading resumed.
@@ -81,7 +86,7 @@ func NewTracker[O any](start O, opts TrackerOptions) *Tracker[O] {
 // before it. Open does not block.
 func (t *Tracker[O]) Open() *Chunk[O] {
 	c := &Chunk[O]{t: t}
-	c.left.Store(1)
+	c.left.Store(unsealed)
 	t.mu.Lock()
 	t.linkLocked(c)
 	t.mu.Unlock()
@@ -154,14 +159,18 @@ func (c *Chunk[O]) Seal(next O) {
 	}
 	c.sealed = true
 	c.next = next
-	if c.left.Add(-1) == 0 {
+	if left := c.left.Add(-unsealed); left <= 0 {
+		if left < 0 {
+			panic("ack: Chunk.Seal: more messages were marked done than were added")
+		}
 		c.t.complete(c)
 	}
 }
 
 // Done marks n messages of the chunk done. Each added message must be marked done (or
 // halted) exactly once; marking more messages than were added panics, like a negative
-// [sync.WaitGroup] counter. Done never blocks on other Done calls: it costs two atomic
+// [sync.WaitGroup] counter (on an open chunk, the panic comes at [Chunk.Seal], and the
+// chunk never commits meanwhile). Done never blocks on other Done calls: it costs two atomic
 // additions, plus the tracker's lock when it completes the chunk. Safe for concurrent use.
 func (c *Chunk[O]) Done(n int) {
 	if n <= 0 {

@@ -528,6 +528,16 @@ func TestTrackerMisuse(t *testing.T) {
 	mustPanic(t, "Done past the count", func() { c.Done(2) })
 	mustPanic(t, "Add after Seal", func() { c.Add(ctx, 1) })
 	mustPanic(t, "Seal twice", func() { c.Seal(2) })
+
+	tr = ack.NewTracker(0, ack.TrackerOptions{})
+	o := tr.Open() // marking past the count before the seal never commits
+	o.Add(ctx, 1)
+	o.Done(1)
+	o.Done(1)
+	if got := tr.Committed(); got != 0 {
+		t.Fatalf("an over-marked open chunk committed: Committed() = %d, want 0", got)
+	}
+	mustPanic(t, "Seal of an over-marked chunk", func() { o.Seal(2) })
 }
 
 func TestTrackerZeroValue(t *testing.T) {
