@@ -1,0 +1,146 @@
+// Package pipeline runs backpressured, acknowledged dataflow pipelines: a demand-driven
+// producer, pools of processors that handle one message at a time, keyed batchers that group
+// messages by size, bytes and time for bulk sinks, and acknowledgements that tell the source
+// how every message ended, so that it can commit its offset.
+//
+// A pipeline is one declarative value, [Options], validated by [New] and run by
+// [Pipeline.Run]:
+//
+//	p, err := pipeline.New(pipeline.Options[Order]{
+//		Producer:   src,                                  // a Producer[Order]
+//		Processors: []pipeline.ProcessorOptions[Order]{{Handler: decode, Concurrency: 4}},
+//		Batchers: map[string]pipeline.BatcherOptions[Order]{
+//			"db": {Handler: insert, BatchSize: 500, BatchTimeout: 200 * time.Millisecond},
+//		},
+//		DefaultBatcher: "db",
+//	})
+//	if err != nil { ... } // an *OptionsError naming every bad field
+//	err = p.Run(ctx)      // until ctx ends, Stop is called, or the input ends; then drains
+//
+// # Topology
+//
+//	                 demand (credits)                    acknowledgements
+//	       ┌──────────────────────────────────────────────────────────────────┐
+//	       ▼                                                                  │
+//	┌────────────┐  chunks  ┌──────────────┐      ┌───────────┐  batches  ┌──────────────────┐
+//	│  Producer  │─────────▶│ processors   │─┬───▶│ batcher   │──────────▶│ batch processors │
+//	│ (Produce)  │          │ pool 1 … N   │ │    │ "db"      │           │ (Concurrency)    │
+//	└────────────┘          └──────────────┘ │    └───────────┘           └──────────────────┘
+//	                                         │    ┌───────────┐           ┌──────────────────┐
+//	                                         ├───▶│ batcher   │──────────▶│ batch processors │
+//	                                         │    │ "stats"   │           └──────────────────┘
+//	                                         │    └───────────┘
+//	                                         └──▶ no batcher: acknowledged after the last pool
+//
+// Every stage runs on goroutines the pipeline owns; [Pipeline.Run] waits for all of them
+// before it returns. Messages move between stages in slices the runtime recycles, by value:
+// once warm, the pipeline allocates nothing per message.
+//
+// # Producers and demand
+//
+// The pipeline pulls. A producer goroutine reserves room for up to a pool's MaxDemand
+// messages under [Options.MaxInFlight], then calls [Producer.Produce] with a slice of that
+// length; the producer fills at most that many messages and returns as soon as it has one.
+// Room is given back only when messages are acknowledged, so the number of messages fetched
+// and not yet acknowledged never exceeds MaxInFlight, however slow the sinks: a blocked batch
+// handler stops the producer being asked. A producer that reads a large response pauses
+// reading while it is not asked for more.
+//
+// A producer ends the input with [ErrEndOfInput] (the pipeline drains and Run returns nil),
+// ends the run with any other error (the pipeline drains and Run returns it, wrapped, so a
+// typed "not found" error stays matchable with errors.As), and is told when draining starts
+// through its context's cancellation (cause [ErrDraining]) and, if it implements
+// [DrainNotifier], PrepareForDraining. A producer that implements [Closer] is closed after the
+// last acknowledgement: the place to save a final checkpoint. With [Options.ProducerConcurrency]
+// above 1, Produce is called on the one Producer from several goroutines at once.
+//
+// # Messages
+//
+// A [Message] carries the data, the producer's [Metadata] (the chunk's start and next
+// offsets, the message's index in its chunk, and a value shared by the chunk's messages,
+// none of which costs an allocation per message), its acknowledger and [ack.Ref], and its
+// routing. Handlers may replace Data, fail the message ([Message.Fail]), route it to a
+// batcher ([Message.SetBatcher]) and give it a batch key ([Message.SetBatchKey]).
+//
+// # Processors
+//
+// [Options.Processors] are pools in series: each message goes through one goroutine of each
+// pool, in order, and a failed message skips the pools after it. A pool's [Handler] sees one
+// message at a time; if it also implements [MessagePreparer] it first sees each chunk whole,
+// for bulk lookups. [ProcessorOptions].PartitionBy sends messages of one partition to one
+// goroutine, which keeps their order through the pool (and, from the last pool, into the
+// batchers).
+//
+// # Batchers
+//
+// After the last pool a message goes to the batcher it was routed to, or to
+// [Options.DefaultBatcher], or to none (it is then acknowledged at once). A batcher groups
+// messages per batch key: a batch closes when it holds BatchSize messages, when the next
+// message would take it past MaxBatchBytes, when BatchTimeout has passed since its first
+// message, or when the pipeline drains; [BatchInfo] says which ([Trigger]). The batch goes to
+// one of the batcher's batch processors, whose [BatchHandler] may fail messages one by one.
+// With [BatcherOptions].Ordered, one key's batches are handled one at a time, in order.
+//
+// # Acknowledgements and failures
+//
+// Every message ends exactly once: after its batch handler returns, or after its last
+// processor when it goes to no batcher. The pipeline then tells each distinct [ack.Acknowledger]
+// of the group (the batch, or the messages a processor finished together) once, with the
+// references of its successful messages and its failed ones with their errors. A handler's
+// error or panic fails its message (a batch handler's, every message of the batch not failed
+// already); a panic becomes a [*PanicError] with the value and the stack. The pipeline itself
+// goes on.
+//
+// [Options.Failure] decides what a failure leads to:
+//
+//   - [FailContinue] (default): the failure handler, if any, sees the failed messages; then
+//     they are acknowledged as failed, and count as done.
+//   - [FailRetry]: a failed message goes through the handler that failed it again, from its
+//     state before that handler, up to MaxRetries more times with exponential backoff; if it
+//     still fails it is treated as under FailContinue.
+//   - [FailHalt]: the failure handler sees the message, it is acknowledged as failed with
+//     [ack.Failure].Halt set, and the pipeline drains and returns a [*HaltError] naming it.
+//
+// The failure handler ([FailureHandler]) runs synchronously before the acknowledgement, so a
+// dead-letter handler that appends each failed message somewhere durable delays the
+// acknowledgement until the append succeeded. If the failure handler returns an error or
+// panics, the failed messages are not lost: they are acknowledged with Halt set, whatever the
+// policy, and the pipeline halts with a [*HaltError] carrying both errors.
+//
+// Offset walk-through. A producer tracks its chunks with an [ack.Tracker] and makes it every
+// message's acknowledger. It fetches chunk A (messages a0 a1, offsets "0" to "2") and chunk B
+// (b0 b1 b2, "2" to "5"); the committed offset starts at "0".
+//
+//	event                                         committed
+//	b0, b2 succeed in a batch                     "0"   A is unfinished
+//	a1 fails; FailContinue, hook logs it          "0"   a0 is unfinished
+//	a0 succeeds                                   "2"   A is done (a1 failed, but dealt with)
+//	b1 succeeds                                   "5"   B is done
+//
+// Under FailHalt, a1's failure is acknowledged with Halt: the committed offset stays at "0"
+// for good, the pipeline drains and Run returns a *HaltError naming a1 (index 1 of chunk
+// "0".."2"); a restart reads chunk A again. Under FailRetry, a1 goes through its handler
+// again first, and the walk-through continues as above only if every retry fails.
+//
+// # Draining
+//
+// Run drains when its context ends, [Pipeline.Stop] is called, the producer ends the input
+// or fails, or a failure halts the pipeline. In order: the producer is told and no more
+// Produce calls are made; the processor pools finish their queues; the batchers flush their
+// partial batches ([TriggerFlush]); the batch processors handle them; every acknowledgement
+// is delivered; the producer's Close is called. All of it is bounded by
+// [Options.ShutdownTimeout]: when it passes, handlers' context is cancelled, no further
+// acknowledgement is delivered, and Run returns a [*ShutdownTimeoutError] with the number of
+// messages left unfinished (an at-least-once source delivers them again after a restart).
+// Handlers' context is not cancelled by Run's context: in-flight work is finished, not cut.
+//
+// # Observing
+//
+// [Options.Observer] receives one event per group of messages (a Produce call, a processed
+// chunk, a batch, an acknowledgement group, a retry) and each drain step, with counts,
+// durations, batch sizes and triggers, and the in-flight count. Events are plain values: an
+// observer that counts them allocates nothing. The default, [NopObserver], costs nothing, and
+// durations are measured only when an observer is set. Package
+// [github.com/sluice-go/sluice/pipeline/pipelinetest] has an observer that counts, a producer
+// that tests push messages into, and a helper that runs a pipeline for a test.
+package pipeline
