@@ -131,6 +131,9 @@ func (r *run[T]) retryChunk(pl *pool[T], w *worker[T], c []Message[T]) {
 		r.handleChunk(pl, w.sub)
 		for k, i := range w.idx {
 			c[i] = w.sub[k]
+			if c[i].err == nil {
+				c[i].attempt = 0 // attempts count per handler: the next one starts at 1
+			}
 		}
 		clear(w.sub)
 	}
