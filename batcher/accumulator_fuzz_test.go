@@ -163,7 +163,7 @@ func TestAccumulatorAgainstModel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, cfg := range modelConfigs {
 		t.Run(fmt.Sprintf("%+v", cfg), func(t *testing.T) {
-			for range 200 {
+			for range 80 {
 				ops := make([]byte, rng.IntN(400))
 				for i := range ops {
 					ops[i] = byte(rng.IntN(256))
