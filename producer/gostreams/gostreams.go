@@ -84,6 +84,10 @@ func fill[T any](m *pipeline.Message[T], v any, a ack.Acknowledger, seq *atomic.
 //	go p.Run(ctx)
 //	source.Via(mapper).To(sink) // returns when the pipeline has finished every element
 //
+// If the pipeline's run ends before upstream has closed the inlet (it was stopped, or it
+// failed), nothing reads the inlet any more and upstream's sends block: stop the go-streams
+// flow too, for instance by ending its source.
+//
 // It is safe for concurrent use.
 type Sink[T any] struct {
 	in       chan any
