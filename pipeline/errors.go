@@ -36,6 +36,7 @@ type FieldError struct {
 	Problem string
 }
 
+// Error returns "Field: Problem".
 func (e FieldError) Error() string { return e.Field + ": " + e.Problem }
 
 // OptionsError is returned by [New] (and [Options.Validate]) when options are invalid. It
@@ -44,6 +45,7 @@ type OptionsError struct {
 	Problems []FieldError
 }
 
+// Error lists every problem, separated by semicolons.
 func (e *OptionsError) Error() string {
 	var b strings.Builder
 	b.WriteString("pipeline: invalid options: ")
@@ -64,6 +66,7 @@ type PanicError struct {
 	Stack []byte
 }
 
+// Error returns the panic value followed by the stack.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("pipeline: panic: %v\n\n%s", e.Value, e.Stack)
 }
@@ -89,6 +92,7 @@ type HaltError struct {
 	HandlerErr error
 }
 
+// Error names the message (index, chunk offsets, reference, attempt) and its error.
 func (e *HaltError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "pipeline: halted on failed message (index %d of chunk %q..%q, ref %d, attempt %d): %v",
@@ -116,6 +120,7 @@ type ShutdownTimeoutError struct {
 	Unfinished int
 }
 
+// Error says how long the timeout was and how many messages were left unfinished.
 func (e *ShutdownTimeoutError) Error() string {
 	return fmt.Sprintf("pipeline: shutdown timeout of %v passed with %d messages unfinished", e.Timeout, e.Unfinished)
 }

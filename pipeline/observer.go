@@ -130,6 +130,7 @@ const (
 	DrainDone
 )
 
+// String returns the step's name, such as "producers stopped".
 func (s DrainStep) String() string {
 	switch s {
 	case DrainStarted:

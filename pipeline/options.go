@@ -131,7 +131,9 @@ const (
 	// FailRetry sends a failed message through the handler that failed it (its processor's,
 	// or its batcher's) again, up to MaxRetries more times with exponential backoff, before
 	// it counts as failed as with FailContinue. Messages that arrive failed from the producer
-	// are not retried.
+	// are not retried. The backoff is waited on the goroutine that handled the message, which
+	// holds the rest of its chunk (or batch) meanwhile: order within a partition is kept, and
+	// the wait counts against the in-flight bound.
 	FailRetry
 	// FailHalt stops the pipeline at the first failed message: every failed message is
 	// acknowledged with [ack.Failure.Halt] set, the pipeline drains, and Run returns a
@@ -139,6 +141,7 @@ const (
 	FailHalt
 )
 
+// String returns "continue", "retry" or "halt".
 func (p FailurePolicy) String() string {
 	switch p {
 	case FailContinue:
