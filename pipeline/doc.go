@@ -38,12 +38,14 @@
 //
 // # Producers and demand
 //
-// The pipeline pulls. A producer goroutine reserves room for up to a pool's MaxDemand
-// messages under [Options.MaxInFlight], then calls [Producer.Produce] with a slice of that
+// The pipeline pulls. A producer goroutine reserves room for up to the first pool's MaxDemand
+// messages, both in that pool (whose processors hold at most a chunk in hand and one queued
+// each) and under [Options.MaxInFlight], then calls [Producer.Produce] with a slice of that
 // length; the producer fills at most that many messages and returns as soon as it has one.
-// Room is given back only when messages are acknowledged, so the number of messages fetched
-// and not yet acknowledged never exceeds MaxInFlight, however slow the sinks: a blocked batch
-// handler stops the producer being asked. A producer that reads a large response pauses
+// Room in the pool is given back as its processors pass messages on, and room under
+// MaxInFlight only when messages are acknowledged, so the number of messages fetched and not
+// yet acknowledged never exceeds MaxInFlight, however slow the sinks: a blocked batch handler
+// (or a blocked processor) stops the producer being asked. A producer that reads a large response pauses
 // reading while it is not asked for more.
 //
 // A producer ends the input with [ErrEndOfInput] (the pipeline drains and Run returns nil),

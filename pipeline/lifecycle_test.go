@@ -121,6 +121,34 @@ func TestMaxInFlightBoundsTheDemand(t *testing.T) {
 	})
 }
 
+// TestProducerAskedOnlyForWhatProcessorsHaveRoomFor: with a generous MaxInFlight, what bounds
+// the demand is the first pool's room: each processor holds at most one chunk of MaxDemand in
+// hand and one queued.
+func TestProducerAskedOnlyForWhatProcessorsHaveRoomFor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &endless{}
+		block := make(chan struct{})
+		p := mustNew(t, pipeline.Options[int]{
+			Producer: src,
+			Processors: []pipeline.ProcessorOptions[int]{{Concurrency: 2, MaxDemand: 4, MinDemand: 1, Handler: pipeline.HandlerFunc[int](func(ctx context.Context, m *pipeline.Message[int]) error {
+				<-block
+				return nil
+			})}},
+			MaxInFlight: 1000,
+		})
+		run := pipelinetest.Start(t, p)
+		synctest.Wait()
+		if got := src.produced.Load(); got != 2*2*4 {
+			t.Errorf("produced %d with blocked processors, want their room: 2 processors x 2 chunks x 4", got)
+		}
+		close(block)
+		p.Stop()
+		if err := run.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 func TestRateLimitChangesWhileRunning(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := &endless{}

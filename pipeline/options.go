@@ -81,8 +81,10 @@ type ProcessorOptions[T any] struct {
 	Handler Handler[T]
 	// Concurrency is the number of goroutines of the pool. Default: runtime.GOMAXPROCS(0).
 	Concurrency int
-	// MaxDemand is the most messages one processor takes at a time, and so the most the
-	// producer is asked for at once on behalf of the first pool. Default: 64.
+	// MaxDemand is the most messages one processor takes at a time. In the first pool it is
+	// also the most the producer is asked for at once, and the pool's room is
+	// 2 × Concurrency × MaxDemand messages (a chunk in hand and one queued per processor): the
+	// producer is not asked for more than the room left. Default: 64.
 	MaxDemand int
 	// MinDemand is the least the producer is asked for while messages are in flight: when
 	// fewer than MinDemand fit under MaxInFlight, the pipeline waits for acknowledgements

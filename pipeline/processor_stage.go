@@ -32,16 +32,24 @@ func (r *run[T]) processorLoop(pl, next *pool[T], in <-chan []Message[T]) {
 	if next != nil {
 		out = &sender[T]{r: r, to: next}
 	}
+	first := pl == r.pools[0]
 	for c := range in {
 		if r.abandoned.Load() {
+			if first {
+				r.room.release(len(c))
+			}
 			r.chunks.put(c)
 			continue
 		}
+		n := len(c)
 		r.process(pl, w, c)
 		if out != nil {
 			out.send(c)
 		} else {
 			r.route(w, c)
+		}
+		if first { // handled and passed on: the messages leave the first pool's room
+			r.room.release(n)
 		}
 	}
 }

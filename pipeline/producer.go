@@ -3,7 +3,9 @@ package pipeline
 import "context"
 
 // Producer is where a pipeline's messages come from. The pipeline pulls: it calls Produce only
-// when it has room for more messages, and never asks for more than it has room for.
+// when it has room for more messages, and never asks for more than it has room for: room in
+// the first processor pool (see [ProcessorOptions].MaxDemand), under [Options.MaxInFlight] and
+// under the rate limit.
 //
 // Produce fills msgs[:n] with n messages, 1 <= n <= len(msgs), and returns n. len(msgs) is the
 // demand, at least 1; the slice's messages are zero values, owned by the pipeline (fill them

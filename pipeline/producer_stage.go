@@ -6,8 +6,9 @@ import (
 	"fmt"
 )
 
-// producerLoop is one producer goroutine: it reserves credits (the demand), waits for the rate
-// limit, asks the producer for that many messages, and hands them to the first processor pool.
+// producerLoop is one producer goroutine: it reserves room in the first pool and credits under
+// MaxInFlight (the demand), waits for the rate limit, asks the producer for that many messages,
+// and hands them to the first processor pool.
 func (r *run[T]) producerLoop() {
 	defer r.producerExit()
 	first := r.pools[0]
@@ -17,15 +18,26 @@ func (r *run[T]) producerLoop() {
 		if r.pctx.Err() != nil {
 			return
 		}
-		want, err := r.credits.acquire(r.pctx, lo, hi)
+		// Demand: room in the first pool's processors, then under the in-flight bound, then
+		// under the rate limit. Each step may only lower the number; what is not used is
+		// given back.
+		room, err := r.room.acquire(r.pctx, lo, hi)
 		if err != nil {
 			return
 		}
+		want, err := r.credits.acquire(r.pctx, min(lo, room), room)
+		if err != nil {
+			r.room.release(room)
+			return
+		}
+		r.room.release(room - want)
 		if got, err := r.p.limiter.take(r.pctx, want); err != nil {
 			r.credits.release(want)
+			r.room.release(want)
 			return
 		} else if got < want {
 			r.credits.release(want - got)
+			r.room.release(want - got)
 			want = got
 		}
 		buf := r.chunks.get()[:want]
@@ -33,11 +45,13 @@ func (r *run[T]) producerLoop() {
 		n, err := callProduce(r.pctx, r.o.Producer, buf)
 		if n < 0 || n > want {
 			r.credits.release(want)
+			r.room.release(want)
 			r.chunks.put(buf)
 			r.fail(fmt.Errorf("pipeline: producer returned %d messages for a demand of %d", n, want))
 			return
 		}
 		r.credits.release(want - n)
+		r.room.release(want - n)
 		r.p.limiter.giveBack(want - n)
 		if n > 0 {
 			inflight := r.inflight.Add(int64(n))

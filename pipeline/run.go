@@ -22,7 +22,8 @@ type run[T any] struct {
 	hctx    context.Context // handlers' context: cancelled at the shutdown timeout only
 	hcancel context.CancelFunc
 
-	credits   *credits
+	credits   *credits // the in-flight bound, MaxInFlight
+	room      *credits // the first pool's room: 2 × Concurrency × MaxDemand messages
 	inflight  atomic.Int64
 	abandoned atomic.Bool // the shutdown timeout passed: drop work, deliver no more acks
 
@@ -70,6 +71,8 @@ func newRun[T any](p *Pipeline[T], ctx context.Context) *run[T] {
 		batchProcsDone: make(chan struct{}),
 		credits:        newCredits(int64(o.MaxInFlight), o.ProducerConcurrency),
 	}
+	first := o.Processors[0]
+	r.room = newCredits(int64(2*first.Concurrency*first.MaxDemand), o.ProducerConcurrency)
 	_, nop := o.Observer.(NopObserver)
 	r.observed = !nop
 	r.pctx, r.pcancel = context.WithCancelCause(ctx)
