@@ -61,8 +61,10 @@ type Options[T any] struct {
 	Failure FailureOptions[T]
 
 	// ShutdownTimeout bounds a drain, from its start to the last acknowledgement. When it
-	// passes, handlers' context is cancelled, no more acknowledgements are delivered, and Run
-	// returns a [*ShutdownTimeoutError]. Default: 30s.
+	// passes, handlers' context is cancelled, queued work is dropped, no more
+	// acknowledgements are delivered, and Run returns a [*ShutdownTimeoutError]. Run still
+	// waits for handler (and Produce) calls already running to return, so that no goroutine
+	// outlives it: they must honour their context. Default: 30s.
 	ShutdownTimeout time.Duration
 
 	// Observer receives the pipeline's events. Default: none.
