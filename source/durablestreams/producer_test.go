@@ -1,0 +1,217 @@
+package durablestreams_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-go/sluice/ack"
+	"github.com/sluice-go/sluice/pipeline"
+	ds "github.com/sluice-go/sluice/source/durablestreams"
+	"github.com/sluice-go/sluice/source/durablestreams/dstest"
+)
+
+// seen records which events a pipeline handled, and how often.
+type seen struct {
+	mu    sync.Mutex
+	count map[int]int
+	total int
+}
+
+func newSeen() *seen { return &seen{count: map[int]int{}} }
+
+func (s *seen) add(ms []pipeline.Message[event]) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range ms {
+		s.count[ms[i].Data.N]++
+		s.total++
+	}
+}
+
+// exactlyOnce fails unless events 0..n-1 were each seen once.
+func (s *seen) exactlyOnce(t *testing.T, n int) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range n {
+		if c := s.count[i]; c != 1 {
+			t.Fatalf("event %d seen %d times (total %d, want %d)", i, c, s.total, n)
+		}
+	}
+	if s.total != n {
+		t.Fatalf("saw %d events, want %d", s.total, n)
+	}
+}
+
+// fillOpen creates a JSON stream holding events 0..n-1, appended perAppend at a time.
+func fillOpen(t *testing.T, s *ds.Stream, n, perAppend int) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.Create(ctx, ds.CreateOptions{ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
+	}
+	appendEvents(t, s, 0, n, perAppend)
+}
+
+func appendEvents(t testing.TB, s *ds.Stream, from, to, perAppend int) {
+	t.Helper()
+	batch := make([]event, 0, perAppend)
+	for i := from; i < to; i++ {
+		batch = append(batch, event{N: i, S: "x"})
+		if len(batch) == perAppend || i == to-1 {
+			if _, err := ds.AppendJSONBatch(context.Background(), s, batch, ds.AppendOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+}
+
+// eventPipeline builds a pipeline of 4 processors and a batcher of 4 batch processors
+// calling handle.
+func eventPipeline(t *testing.T, p pipeline.Producer[event], handle func(ctx context.Context, ms []pipeline.Message[event], info pipeline.BatchInfo) error) *pipeline.Pipeline[event] {
+	t.Helper()
+	pl, err := pipeline.New(pipeline.Options[event]{
+		Name:     t.Name(),
+		Producer: p,
+		Processors: []pipeline.ProcessorOptions[event]{{Concurrency: 4, MaxDemand: 16,
+			Handler: pipeline.HandlerFunc[event](func(ctx context.Context, m *pipeline.Message[event]) error { return nil })}},
+		Batchers: map[string]pipeline.BatcherOptions[event]{"sink": {BatchSize: 50, BatchTimeout: 5 * time.Millisecond, Concurrency: 4,
+			Handler: pipeline.BatchHandlerFunc[event](handle)}},
+		DefaultBatcher:  "sink",
+		ShutdownTimeout: 20 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl
+}
+
+func runCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// A finite catch-up run (LiveOff) reads every event once, drains, returns nil, and commits
+// and saves the stream's tail.
+func TestProducerCatchUp(t *testing.T) {
+	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 2 << 10})
+	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+	const n = 5000
+	fillOpen(t, s, n, 70)
+	store := new(ack.MemoryStore)
+	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, Name: "catch-up", Checkpoints: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := newSeen()
+	pl := eventPipeline(t, p, func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
+		for i := range ms {
+			md := ms[i].Metadata
+			cm := ds.ChunkMetaOf(md)
+			if cm == nil || cm.URL != s.URL() || md.ChunkStart == "" || md.ChunkNext == "" || string(cm.Start) != md.ChunkStart {
+				return fmt.Errorf("message %d: bad metadata %+v %+v", ms[i].Data.N, md, cm)
+			}
+		}
+		got.add(ms)
+		return nil
+	})
+	if err := pl.Run(runCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	got.exactlyOnce(t, n)
+	head, err := s.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := p.Committed(); c != head.NextOffset {
+		t.Fatalf("committed %q, want the tail %q", c, head.NextOffset)
+	}
+	saved, ok, _ := store.Load(context.Background(), p.Key())
+	if !ok || ds.Offset(saved) != head.NextOffset {
+		t.Fatalf("saved %q (found %v), want %q", saved, ok, head.NextOffset)
+	}
+	if st := p.Stats(); st.Pending != 0 || !st.AtTail || st.Messages != n || st.OldestPending != 0 {
+		t.Fatalf("stats after the run: %+v", st)
+	}
+}
+
+// Acks arrive out of order from concurrent batch processors that take random time: while a
+// batch is being handled, the committed offset never passes the chunk of any of its
+// messages (offsets of the in-process server sort as the stream does); at the end it is the
+// tail.
+func TestProducerCommitsOnlyFinishedPrefix(t *testing.T) {
+	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 1 << 10})
+	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+	const n = 4000
+	fillOpen(t, s, n, 13)
+	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, MaxPending: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := newSeen()
+	var mu sync.Mutex
+	var violations []string
+	advanced := 0
+	last := ds.Offset("")
+	pl := eventPipeline(t, p, func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
+		if rand.IntN(4) == 0 {
+			time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond) // work of random length, to reorder acks
+		}
+		c := p.Committed()
+		mu.Lock()
+		defer mu.Unlock()
+		if c < last {
+			violations = append(violations, fmt.Sprintf("committed moved back from %q to %q", last, c))
+		}
+		if c != last {
+			advanced++
+		}
+		last = c
+		for i := range ms {
+			if ds.Offset(ms[i].Metadata.ChunkStart) < c {
+				violations = append(violations, fmt.Sprintf("committed %q passed unfinished event %d of chunk %q", c, ms[i].Data.N, ms[i].Metadata.ChunkStart))
+			}
+		}
+		got.add(ms)
+		return nil
+	})
+	if err := pl.Run(runCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if len(violations) > 0 {
+		t.Fatalf("%d violations, first: %s", len(violations), violations[0])
+	}
+	if advanced < 3 {
+		t.Fatalf("the committed offset advanced %d times during the run; the test observed too little", advanced)
+	}
+	got.exactlyOnce(t, n)
+	head, _ := s.Head(context.Background())
+	if c := p.Committed(); c != head.NextOffset {
+		t.Fatalf("committed %q, want the tail %q", c, head.NextOffset)
+	}
+}
+
+// Bad options are all reported at once, by field.
+func TestProducerOptionsValidation(t *testing.T) {
+	_, err := ds.NewProducer(ds.ProducerOptions[event]{MaxPending: -1, Live: 9, Checkpoints: new(ack.MemoryStore), CheckpointInterval: -time.Second})
+	var oe *pipeline.OptionsError
+	if !errors.As(err, &oe) {
+		t.Fatalf("got %v, want *pipeline.OptionsError", err)
+	}
+	want := []string{"ProducerOptions.Stream", "ProducerOptions.Live", "ProducerOptions.MaxPending", "ProducerOptions.CheckpointInterval", "ProducerOptions.Name"}
+	if len(oe.Problems) != len(want) {
+		t.Fatalf("problems %v, want fields %v", oe.Problems, want)
+	}
+	for i, f := range want {
+		if oe.Problems[i].Field != f {
+			t.Fatalf("problem %d is %v, want field %s", i, oe.Problems[i], f)
+		}
+	}
+}
