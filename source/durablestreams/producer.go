@@ -226,13 +226,13 @@ type Producer[T any] struct {
 	reader    *ChunkReader
 	backoff   *Backoff
 
-	cur       *Chunk          // the chunk being emitted, or nil
-	cont      bool            // cur failed mid-body: the reader's next chunk continues it
-	tc        *ack.Chunk[Offset]
-	meta      *ChunkMeta
-	start     string // cur's start offset, shared by its messages
-	chunkMsgs int
-	chunkFail int
+	cur         *Chunk // the chunk being emitted, or nil
+	cont        bool   // cur failed mid-body: the reader's next chunk continues it
+	tc          *ack.Chunk[Offset]
+	meta        *ChunkMeta
+	start       string // cur's start offset, shared by its messages
+	chunkMsgs   int
+	chunkFail   int
 	pieces      [][]byte // byte streams: the chunk's messages not emitted yet
 	piece       int      // index in the chunk of pieces[0]
 	pendingNext Offset   // byte streams: the offset after the chunk being emitted
