@@ -162,6 +162,9 @@ type DecodeError struct {
 	Index      int
 	// Err is the decoder's error.
 	Err error
+	// Raw is the item's bytes, when the decoder that failed was [ProducerOptions.Decode]
+	// (the default JSON decoder streams and keeps none). Default: nil.
+	Raw []byte
 }
 
 // Error names the stream, the item's position and the decoder's error.
@@ -490,7 +493,7 @@ func (p *Producer[T]) Produce(ctx context.Context, msgs []pipeline.Message[T]) (
 // readFailed decides what a read error means: nil to try again (after a backoff, or after
 // resuming from the earliest offset), or the error that ends Produce.
 func (p *Producer[T]) readFailed(ctx context.Context, err error) error {
-	if errors.Is(err, io.EOF) {
+	if err == io.EOF { // the end of input itself, not a network error wrapping it
 		p.ended = true
 		return pipeline.ErrEndOfInput
 	}
@@ -670,7 +673,7 @@ func (p *Producer[T]) fill(ctx context.Context, dst []pipeline.Message[T]) (int,
 					*any(&m.Data).(*[]byte) = append([]byte(nil), raw...)
 				}
 				if err != nil {
-					err = &DecodeError{URL: p.meta.URL, ChunkStart: Offset(p.start), Index: idx, Err: err}
+					err = &DecodeError{URL: p.meta.URL, ChunkStart: Offset(p.start), Index: idx, Err: err, Raw: append([]byte(nil), raw...)}
 				}
 			}
 		} else {
@@ -700,7 +703,7 @@ func (p *Producer[T]) fill(ctx context.Context, dst []pipeline.Message[T]) (int,
 	if rerr == nil {
 		return i, nil
 	}
-	if errors.Is(rerr, io.EOF) {
+	if rerr == io.EOF {
 		p.cur = nil
 		p.endChunk(c.NextOffset())
 		return i, nil
@@ -737,7 +740,7 @@ func (p *Producer[T]) fillPieces(ctx context.Context, dst []pipeline.Message[T])
 			}
 		}
 		if err != nil {
-			m.Fail(&DecodeError{URL: p.meta.URL, ChunkStart: Offset(p.start), Index: p.piece, Err: err})
+			m.Fail(&DecodeError{URL: p.meta.URL, ChunkStart: Offset(p.start), Index: p.piece, Err: err, Raw: data})
 			p.chunkFail++
 			p.decodeKO.Add(1)
 		}

@@ -164,9 +164,9 @@ func TestProducerCommitsOnlyFinishedPrefix(t *testing.T) {
 		if rand.IntN(4) == 0 {
 			time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond) // work of random length, to reorder acks
 		}
-		c := p.Committed()
 		mu.Lock()
 		defer mu.Unlock()
+		c := p.Committed() // read under the lock, so that successive reads are in order
 		if c < last {
 			violations = append(violations, fmt.Sprintf("committed moved back from %q to %q", last, c))
 		}

@@ -1,0 +1,96 @@
+package durablestreams
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/sluice-go/sluice/pipeline"
+)
+
+// DeadLetterRecord is what [DeadLetter] appends to the dead-letter stream for each failed
+// message: one JSON value.
+type DeadLetterRecord struct {
+	// Data is the message's data, as JSON (encoding/json of the pipeline's data type); for a
+	// message that failed to decode, the item's bytes when known (as a JSON string when
+	// they are not JSON).
+	Data json.RawMessage `json:"data"`
+	// Error is the text of the message's error.
+	Error string `json:"error"`
+	// Stream is the URL of the stream the message came from, when a [Producer] made it.
+	Stream string `json:"stream,omitempty"`
+	// ChunkStart is the offset of the message's chunk, ChunkNext the offset after it, and
+	// Index the message's position in the chunk: together its source position.
+	ChunkStart string `json:"chunk_start,omitempty"`
+	ChunkNext  string `json:"chunk_next,omitempty"`
+	Index      int    `json:"index"`
+	// Attempt is how many times the message had been handled when it failed (1 without
+	// retries).
+	Attempt int `json:"attempt"`
+}
+
+// DeadLetter is a [pipeline.FailureHandler] that appends every failed message to a
+// dead-letter durable stream through an idempotent [Writer], and returns only once the
+// appends are acknowledged by the server: the pipeline acknowledges a failed message (and
+// lets the committed offset pass it) only after its dead letter is stored. If an append
+// fails for good, HandleFailed returns the error and the pipeline halts without committing
+// past the message (see [pipeline.FailureHandler]).
+//
+// Set it as the pipeline's Failure.Handler. It is safe for concurrent use. The Writer
+// belongs to the caller, who closes it after the pipeline's run.
+type DeadLetter[T any] struct {
+	w *Writer
+}
+
+// NewDeadLetter returns a dead-letter failure handler appending to w's stream, which must be
+// a JSON stream written as JSON: make w from a handle with WithContentType("application/json")
+// or with WriterOptions.ContentType set to it.
+func NewDeadLetter[T any](w *Writer) *DeadLetter[T] { return &DeadLetter[T]{w: w} }
+
+// HandleFailed appends a [DeadLetterRecord] for each message and waits until the server has
+// stored them all (Writer.Flush), or ctx ends. It blocks for the round trips.
+func (d *DeadLetter[T]) HandleFailed(ctx context.Context, msgs []pipeline.Message[T]) error {
+	if d == nil || d.w == nil {
+		return errors.New("durablestreams: DeadLetter has no Writer")
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		rec := DeadLetterRecord{
+			ChunkStart: m.Metadata.ChunkStart,
+			ChunkNext:  m.Metadata.ChunkNext,
+			Index:      m.Metadata.Index,
+			Attempt:    m.Attempt(),
+		}
+		if err := m.Err(); err != nil {
+			rec.Error = err.Error()
+		}
+		if cm := ChunkMetaOf(m.Metadata); cm != nil {
+			rec.Stream = cm.URL
+		}
+		var data []byte
+		var err error
+		var de *DecodeError
+		if errors.As(m.Err(), &de) && de.Raw != nil {
+			// The data never decoded: keep the item as it was, JSON or not.
+			if json.Valid(de.Raw) {
+				data = de.Raw
+			} else {
+				data, err = json.Marshal(string(de.Raw))
+			}
+		} else {
+			data, err = json.Marshal(m.Data)
+		}
+		if err != nil {
+			data, _ = json.Marshal(fmt.Sprintf("%v", m.Data)) // not JSON-encodable: its text
+		}
+		rec.Data = data
+		if err := d.w.AppendJSON(ctx, rec); err != nil {
+			return fmt.Errorf("durablestreams: dead-letter append: %w", err)
+		}
+	}
+	if err := d.w.Flush(ctx); err != nil {
+		return fmt.Errorf("durablestreams: dead-letter flush: %w", err)
+	}
+	return nil
+}
