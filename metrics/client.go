@@ -1,0 +1,202 @@
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluice-go/sluice/source/durablestreams"
+)
+
+var _ durablestreams.Observer = (*Metrics)(nil)
+
+type clientMetrics struct {
+	requests        *prometheus.CounterVec
+	requestDuration *prometheus.HistogramVec
+	inFlight        *prometheus.GaugeVec
+	retries         *prometheus.CounterVec
+	reconnects      *prometheus.CounterVec
+
+	chunks      prometheus.Counter
+	readItems   prometheus.Counter
+	readBytes   prometheus.Counter
+	readResumes prometheus.Counter
+
+	consumerBatches  *prometheus.CounterVec
+	consumerItems    prometheus.Counter
+	consumerBytes    prometheus.Counter
+	consumerDuration prometheus.Histogram
+	consumerOK       prometheus.Counter
+	consumerErr      prometheus.Counter
+
+	writerBatches   *prometheus.CounterVec
+	writerItems     prometheus.Counter
+	writerBytes     prometheus.Counter
+	writerDuration  prometheus.Histogram
+	writerAcked     prometheus.Counter
+	writerDuplicate prometheus.Counter
+	writerErr       prometheus.Counter
+
+	ops       *children[durablestreams.Op, *opMetrics]
+	liveModes *children[durablestreams.LiveMode, prometheus.Counter]
+}
+
+// opMetrics are one operation's pre-bound collectors.
+type opMetrics struct {
+	duration prometheus.Observer
+	inFlight prometheus.Gauge
+	retries  prometheus.Counter
+	statuses *children[int, prometheus.Counter]
+}
+
+func newClientMetrics(f *factory) *clientMetrics {
+	m := &clientMetrics{
+		requests: f.counterVec("sluice_ds_requests_total",
+			`Durable Streams HTTP attempts, by operation and status ("none" when no response was received).`, "op", "status"),
+		requestDuration: f.histogramVec("sluice_ds_request_duration_seconds",
+			"Duration of Durable Streams HTTP attempts until their response headers (or failure).", f.durations, "op"),
+		inFlight: f.gaugeVec("sluice_ds_requests_in_flight",
+			"Durable Streams HTTP attempts sent and not yet answered.", "op"),
+		retries: f.counterVec("sluice_ds_retries_total",
+			"Durable Streams requests sent again after a transient failure.", "op"),
+		reconnects: f.counterVec("sluice_ds_reconnects_total",
+			"Reads that reconnected: an SSE response ended, or a body was cut and the read resumed.", "live"),
+
+		chunks: f.counter("sluice_ds_chunks_total",
+			"Chunks (responses, or SSE data batches) that readers finished."),
+		readItems: f.counter("sluice_ds_read_items_total",
+			"JSON items read from chunks."),
+		readBytes: f.counter("sluice_ds_read_bytes_total",
+			"Body bytes read from chunks, after decompression."),
+		readResumes: f.counter("sluice_ds_read_resumes_total",
+			"Times a chunk's body was cut and its read resumed."),
+
+		consumerBatches: f.counterVec("sluice_ds_consumer_batches_total",
+			`Calls of a Consumer's handler, by result ("ok" or "error").`, "result"),
+		consumerItems: f.counter("sluice_ds_consumer_items_total",
+			"Items handed to a Consumer's handler."),
+		consumerBytes: f.counter("sluice_ds_consumer_bytes_total",
+			"Bytes handed to a Consumer's handler."),
+		consumerDuration: f.histogram("sluice_ds_consumer_batch_duration_seconds",
+			"Duration of a Consumer's handler calls.", f.durations),
+
+		writerBatches: f.counterVec("sluice_ds_writer_batches_total",
+			`Writer batches (one POST each) by outcome: "acked", "duplicate" (the server had already stored it) or "error".`, "result"),
+		writerItems: f.counter("sluice_ds_writer_items_total",
+			"Items of Writer batches the server acknowledged as new (duplicates and failures are not counted)."),
+		writerBytes: f.counter("sluice_ds_writer_bytes_total",
+			"Body bytes of Writer batches the server acknowledged as new (duplicates and failures are not counted)."),
+		writerDuration: f.histogram("sluice_ds_writer_batch_duration_seconds",
+			"Duration of Writer batches from the first send to their outcome, retries included.", f.durations),
+	}
+	m.consumerOK = m.consumerBatches.WithLabelValues("ok")
+	m.consumerErr = m.consumerBatches.WithLabelValues("error")
+	m.writerAcked = m.writerBatches.WithLabelValues("acked")
+	m.writerDuplicate = m.writerBatches.WithLabelValues("duplicate")
+	m.writerErr = m.writerBatches.WithLabelValues("error")
+	m.ops = newChildren(func(op durablestreams.Op) *opMetrics {
+		name := string(op)
+		if name == "" {
+			name = "unknown"
+		}
+		return &opMetrics{
+			duration: m.requestDuration.WithLabelValues(name),
+			inFlight: m.inFlight.WithLabelValues(name),
+			retries:  m.retries.WithLabelValues(name),
+			statuses: newChildren(func(status int) prometheus.Counter {
+				return m.requests.WithLabelValues(name, statusLabel(status))
+			}),
+		}
+	})
+	m.liveModes = newChildren(func(l durablestreams.LiveMode) prometheus.Counter {
+		return m.reconnects.WithLabelValues(l.String())
+	})
+	return m
+}
+
+func statusLabel(status int) string {
+	if status == 0 {
+		return "none"
+	}
+	return strconv.Itoa(status)
+}
+
+// RequestStart implements durablestreams.Observer: the attempt counts as in flight.
+func (m *Metrics) RequestStart(e durablestreams.RequestStartEvent) {
+	m.client.ops.get(e.Op).inFlight.Inc()
+}
+
+// RequestDone implements durablestreams.Observer: it counts the attempt by operation and
+// status and observes its duration.
+func (m *Metrics) RequestDone(e durablestreams.RequestDoneEvent) {
+	o := m.client.ops.get(e.Op)
+	o.inFlight.Dec()
+	o.statuses.get(e.Status).Inc()
+	o.duration.Observe(e.Duration.Seconds())
+}
+
+// Retry implements durablestreams.Observer: it counts the retry by operation.
+func (m *Metrics) Retry(e durablestreams.RetryEvent) {
+	m.client.ops.get(e.Op).retries.Inc()
+}
+
+// Reconnect implements durablestreams.Observer: it counts the reconnect by live mode.
+func (m *Metrics) Reconnect(e durablestreams.ReconnectEvent) {
+	m.client.liveModes.get(e.Live).Inc()
+}
+
+// Chunk implements durablestreams.Observer: it counts the chunk, its items, bytes and
+// resumes.
+func (m *Metrics) Chunk(e durablestreams.ChunkEvent) {
+	c := m.client
+	c.chunks.Inc()
+	if e.Items > 0 {
+		c.readItems.Add(float64(e.Items))
+	}
+	if e.Bytes > 0 {
+		c.readBytes.Add(float64(e.Bytes))
+	}
+	if e.Resumed > 0 {
+		c.readResumes.Add(float64(e.Resumed))
+	}
+}
+
+// ConsumerBatch implements durablestreams.Observer: it counts the handler call by result,
+// its items and bytes, and observes its duration.
+func (m *Metrics) ConsumerBatch(e durablestreams.ConsumerBatchEvent) {
+	c := m.client
+	if e.Err != nil {
+		c.consumerErr.Inc()
+	} else {
+		c.consumerOK.Inc()
+	}
+	if e.Items > 0 {
+		c.consumerItems.Add(float64(e.Items))
+	}
+	if e.Bytes > 0 {
+		c.consumerBytes.Add(float64(e.Bytes))
+	}
+	c.consumerDuration.Observe(e.Duration.Seconds())
+}
+
+// WriterBatch implements durablestreams.Observer: it counts the batch by outcome, the items
+// and bytes of those the server stored as new, and observes its duration.
+func (m *Metrics) WriterBatch(e durablestreams.WriterBatchEvent) {
+	c := m.client
+	switch {
+	case e.Err != nil:
+		c.writerErr.Inc()
+	case e.Duplicate:
+		c.writerDuplicate.Inc()
+	default:
+		c.writerAcked.Inc()
+	}
+	if e.Err == nil && !e.Duplicate {
+		if e.Items > 0 {
+			c.writerItems.Add(float64(e.Items))
+		}
+		if e.Bytes > 0 {
+			c.writerBytes.Add(float64(e.Bytes))
+		}
+	}
+	c.writerDuration.Observe(e.Duration.Seconds())
+}

@@ -1,0 +1,139 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluice-go/sluice/metrics"
+	ds "github.com/sluice-go/sluice/source/durablestreams"
+	"github.com/sluice-go/sluice/source/durablestreams/dstest"
+)
+
+func newClient(t *testing.T, m *metrics.Metrics) *ds.Client {
+	t.Helper()
+	rp := ds.DefaultRetryPolicy()
+	rp.InitialDelay, rp.MaxDelay = time.Millisecond, time.Millisecond
+	c, err := ds.NewClient(ds.WithObserver(m), ds.WithRetry(rp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Appends, a read, a missing stream and a retried 503 against the in-process server.
+func TestClientMetrics(t *testing.T) {
+	ctx := context.Background()
+	srv := dstest.ForTest(t, dstest.Options{})
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Options{Pipeline: "client"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, m)
+	s := c.Stream(srv.StreamURL("orders"))
+	if _, err := s.Create(ctx, ds.CreateOptions{ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := s.AppendJSON(ctx, map[string]int{"id": i}, ds.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One transient failure on a read: retried once.
+	if err := srv.InjectFault("/v1/stream/orders", dstest.Fault{Method: "GET", Status: 503}); err != nil {
+		t.Fatal(err)
+	}
+	items, _, err := ds.ReadJSON[map[string]int](ctx, s, ds.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 3 {
+		t.Fatalf("read %d items, want 3", len(items))
+	}
+	if _, err := c.Stream(srv.StreamURL("missing")).Head(ctx); !errors.Is(err, ds.ErrNotFound) {
+		t.Fatalf("Head of a missing stream: %v, want ErrNotFound", err)
+	}
+
+	got := scrape(t, reg)
+	expect(t, got, map[string]float64{
+		"sluice_ds_requests_total{op=create,status=201}":      1,
+		"sluice_ds_requests_total{op=append,status=204}":      3,
+		"sluice_ds_requests_total{op=read,status=503}":        1,
+		"sluice_ds_requests_total{op=read,status=200}":        1,
+		"sluice_ds_requests_total{op=head,status=404}":        1,
+		"sluice_ds_retries_total{op=read}":                    1,
+		"sluice_ds_request_duration_seconds_count{op=append}": 3,
+		"sluice_ds_request_duration_seconds_count{op=read}":   2,
+		"sluice_ds_requests_in_flight{op=append}":             0,
+		"sluice_ds_requests_in_flight{op=read}":               0,
+		"sluice_ds_chunks_total":                              1,
+		"sluice_ds_read_items_total":                          3,
+	})
+	// A whole-body read counts the body's bytes.
+	res, err := s.ReadAll(ctx, ds.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = scrape(t, reg)
+	if n := got["sluice_ds_read_bytes_total"]; n < float64(len(res.Data)) || len(res.Data) == 0 {
+		t.Errorf("sluice_ds_read_bytes_total = %v after reading %d bytes", n, len(res.Data))
+	}
+	expect(t, got, map[string]float64{"sluice_ds_chunks_total": 2})
+}
+
+// A Writer's batches, and one sent again after a restart of the same epoch and sequence,
+// which the server finds duplicate.
+func TestWriterMetrics(t *testing.T) {
+	ctx := context.Background()
+	srv := dstest.ForTest(t, dstest.Options{})
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Options{Pipeline: "writer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, m)
+	s := c.Stream(srv.StreamURL("events"))
+	if _, err := s.Create(ctx, ds.CreateOptions{ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
+	}
+	write := func(contentType string) error {
+		opts := ds.DefaultWriterOptions("p1")
+		opts.Linger = time.Hour // one batch, sent by Close
+		opts.ContentType = contentType
+		w, err := ds.NewWriter(s, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []string{`{"a":1}`, `{"b":2}`} {
+			if err := w.Append(ctx, []byte(v)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return w.Close(ctx)
+	}
+	if err := write("application/json"); err != nil {
+		t.Fatal(err)
+	}
+	// The same producer, epoch 0, sequence 0 again: the server already has the batch.
+	if err := write("application/json"); err != nil {
+		t.Fatal(err)
+	}
+	// A content type the stream refuses: the batch fails (409, not retried).
+	if err := write("text/plain"); !errors.Is(err, ds.ErrConflict) {
+		t.Fatalf("write with the wrong content type: %v, want ErrConflict", err)
+	}
+	expect(t, scrape(t, reg), map[string]float64{
+		"sluice_ds_writer_batches_total{result=acked}":     1,
+		"sluice_ds_writer_batches_total{result=duplicate}": 1,
+		"sluice_ds_writer_batches_total{result=error}":     1,
+		"sluice_ds_writer_items_total":                     2,
+		"sluice_ds_writer_bytes_total":                     float64(len(`[{"a":1},{"b":2}]`)),
+		"sluice_ds_writer_batch_duration_seconds_count":    3,
+		"sluice_ds_requests_total{op=append,status=200}":   1,
+		"sluice_ds_requests_total{op=append,status=204}":   1,
+		"sluice_ds_requests_total{op=append,status=409}":   1,
+	})
+}
