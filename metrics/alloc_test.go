@@ -34,6 +34,10 @@ func TestEventsAllocateNothing(t *testing.T) {
 		m.Chunk(ds.ChunkEvent{Items: 3, Bytes: 30})
 		m.ConsumerBatch(ds.ConsumerBatchEvent{Items: 3, Bytes: 30, Duration: time.Millisecond})
 		m.WriterBatch(ds.WriterBatchEvent{Items: 3, Bytes: 30, Duration: time.Millisecond})
+		m.ProducerChunk(ds.ProducerChunkEvent{Messages: 3, DecodeFailures: 1})
+		m.Committed(ds.CommitEvent{Offset: "1"})
+		m.CheckpointSaved(ds.CheckpointEvent{Offset: "1", Duration: time.Millisecond})
+		m.Gone(ds.GoneEvent{})
 	}
 	events() // first sight of each label value
 	if n := testing.AllocsPerRun(100, events); n != 0 {

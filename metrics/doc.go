@@ -5,13 +5,17 @@
 // # Wiring
 //
 // [New] creates a [Metrics] and registers its collectors on the registry the caller passes
-// (never the global default unless that is what is passed). One *Metrics implements both
-// [pipeline.Observer] and [durablestreams.Observer]:
+// (never the global default unless that is what is passed). One *Metrics implements
+// [pipeline.Observer], [durablestreams.Observer] and [durablestreams.ProducerObserver]:
 //
 //	reg := prometheus.NewRegistry()
 //	m, err := metrics.New(reg, metrics.Options{Pipeline: "orders"})
-//	client, err := durablestreams.NewClient(durablestreams.WithObserver(m))
-//	p, err := pipeline.New(pipeline.Options[Order]{Name: "orders", Observer: m, ...})
+//	stream := durablestreams.NewStream(url, durablestreams.WithObserver(m))
+//	prod, err := durablestreams.NewProducer(durablestreams.ProducerOptions[Order]{
+//		Stream: stream, Name: "orders", Checkpoints: store, Observer: m,
+//	})
+//	m.WatchProducer(prod) // lag gauges, read from prod.Stats() at each scrape
+//	p, err := pipeline.New(pipeline.Options[Order]{Name: "orders", Producer: prod, Observer: m, ...})
 //	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //
 // Every metric carries the constant label pipeline (from [Options.Pipeline]) and any
@@ -75,6 +79,23 @@
 //	sluice_ds_writer_items_total                 counter    items of batches stored as new
 //	sluice_ds_writer_bytes_total                 counter    body bytes of batches stored as new
 //	sluice_ds_writer_batch_duration_seconds      histogram  Writer batches from first send to outcome
+//
+// # Durable Streams producer metrics
+//
+//	sluice_ds_producer_chunks_total                    counter    chunks read and handed out in full
+//	sluice_ds_producer_messages_total                  counter    messages handed to the pipeline, failed decodes included
+//	sluice_ds_producer_decode_failures_total           counter    messages that did not decode (handed out failed)
+//	sluice_ds_producer_commits_total                   counter    committed offset advances (coalesced by the checkpoint interval)
+//	sluice_ds_producer_last_commit_timestamp_seconds   gauge      Unix time of the last advance
+//	sluice_ds_checkpoint_saves_total{result}           counter    checkpoint store saves: ok, error
+//	sluice_ds_checkpoint_save_duration_seconds         histogram  checkpoint store saves
+//	sluice_ds_producer_gone_total                      counter    410 Gone answers resumed from the earliest offset
+//	sluice_ds_producer_at_tail                         gauge      1 when the last chunk read reached the tail, else 0
+//	sluice_ds_producer_pending_messages                gauge      messages fetched and not yet finished
+//	sluice_ds_producer_oldest_pending_seconds          gauge      age of the oldest chunk not yet committed (0: none)
+//
+// The last three are read from the producer's Stats at each scrape, once the producer is
+// given to [Metrics.WatchProducer]; before that they are absent.
 //
 // Durations are in seconds with [Options.DurationBuckets] (default [DefaultDurationBuckets]);
 // batch sizes use [Options.SizeBuckets] (default [DefaultSizeBuckets]).

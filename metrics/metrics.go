@@ -90,9 +90,11 @@ func validLabelName(s string) bool {
 	return true
 }
 
-// Metrics is the set of collectors of one pipeline and its Durable Streams client. It
-// implements [pipeline.Observer] and [durablestreams.Observer]: pass it as
-// pipeline.Options.Observer and to [durablestreams.WithObserver]. Its methods are safe for
+// Metrics is the set of collectors of one pipeline, its Durable Streams client and its
+// Durable Streams producer. It implements [pipeline.Observer], [durablestreams.Observer] and
+// [durablestreams.ProducerObserver]: pass it as pipeline.Options.Observer, to
+// [durablestreams.WithObserver] and as durablestreams.ProducerOptions.Observer, and give the
+// producer to [Metrics.WatchProducer] for its lag gauges. Its methods are safe for
 // concurrent use, never block, and allocate nothing once a label value (a stage name, an
 // HTTP status) has been seen.
 type Metrics struct {
