@@ -115,6 +115,11 @@ func TestProducerMetrics(t *testing.T) {
 		t.Error("no successful checkpoint save counted; the drain saves the last offset")
 	}
 	expect(t, got, map[string]float64{"sluice_ds_checkpoint_save_duration_seconds_count": saves})
+	// The producer's reads go through the client's observer too: 11 values of 1 to 3 bytes,
+	// plus the brackets and commas of each chunk's array.
+	if b := got["sluice_ds_read_bytes_total"]; b < 13 {
+		t.Errorf("sluice_ds_read_bytes_total = %v, want at least the 13 bytes of the values", b)
+	}
 	if c := got["sluice_ds_producer_commits_total"]; c < 1 {
 		t.Errorf("sluice_ds_producer_commits_total = %v, want >= 1", c)
 	}

@@ -361,6 +361,7 @@ type Chunk struct {
 	status    int
 	dec       *json.Decoder // typed decoding (DecodeItem) streams through encoding/json
 	trk       *trackReader
+	trkSkip   int64 // bytes trk gives the decoder that the scanner already counted, "[" included
 }
 
 // iotestErrReader returns err on every read.
@@ -374,10 +375,12 @@ func (r iotestErrReader) Read([]byte) (int, error) { return 0, r.err }
 type trackReader struct {
 	r   io.Reader
 	err error
+	n   int64 // bytes read
 }
 
 func (t *trackReader) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
+	t.n += int64(n)
 	if err != nil && err != io.EOF {
 		t.err = err
 	}
@@ -601,6 +604,7 @@ func (c *Chunk) startDecoder() (done bool, err error) {
 		src = io.MultiReader(src, c.body)
 	}
 	c.trk = &trackReader{r: io.MultiReader(strings.NewReader("["), src)}
+	c.trkSkip = 1 + int64(len(rest))
 	c.dec = json.NewDecoder(c.trk)
 	if _, err := c.dec.Token(); err != nil {
 		return false, err
@@ -878,8 +882,15 @@ func (c *Chunk) report() {
 	c.reported = true
 	if obs := c.r.s.cfg.observer; obs != nil {
 		n := c.nbytes
-		if c.mode == modeItems && c.sc != nil {
+		switch {
+		case c.mode == modeItems && c.sc != nil:
 			n = c.sc.read
+		case c.mode == modeDecode && c.sc != nil:
+			// The scanner read the start of the body; the decoder read the rest through trk.
+			n = c.sc.read
+			if c.trk != nil && c.trk.n > c.trkSkip {
+				n += c.trk.n - c.trkSkip
+			}
 		}
 		obs.Chunk(ChunkEvent{URL: c.r.s.url, Info: c.info, Items: c.items, Bytes: n, Resumed: c.resumed})
 	}
