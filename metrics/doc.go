@@ -1,5 +1,5 @@
-// Package metrics exports a pipeline's and its Durable Streams client's events as Prometheus
-// collectors. It is the only package of the module that imports Prometheus; the core reports
+// Package metrics exports the events of a pipeline, of its Durable Streams producer and of
+// the Durable Streams client as Prometheus collectors. It is the only package of the module that imports Prometheus; the core reports
 // through observer interfaces and knows nothing of it.
 //
 // # Wiring

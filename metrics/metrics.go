@@ -98,7 +98,6 @@ func validLabelName(s string) bool {
 // concurrent use, never block, and allocate nothing once a label value (a stage name, an
 // HTTP status) has been seen.
 type Metrics struct {
-	opts     Options
 	reg      prometheus.Registerer
 	all      []prometheus.Collector
 	pipeline *pipelineMetrics
@@ -133,7 +132,7 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 		labels[k] = v
 	}
 	f := factory{labels: labels, durations: opts.DurationBuckets, sizes: opts.SizeBuckets}
-	m := &Metrics{opts: opts, reg: reg}
+	m := &Metrics{reg: reg}
 	m.pipeline = newPipelineMetrics(&f)
 	m.client = newClientMetrics(&f)
 	m.producer = newProducerMetrics(&f)
