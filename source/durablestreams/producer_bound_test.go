@@ -1,0 +1,206 @@
+package durablestreams_test
+
+import (
+	"context"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluice-go/sluice/internal/refserver"
+	"github.com/sluice-go/sluice/pipeline"
+	ds "github.com/sluice-go/sluice/source/durablestreams"
+	"github.com/sluice-go/sluice/source/durablestreams/dstest"
+)
+
+// checkBackpressure runs a pipeline whose batch handler blocks over a stream of n events that
+// the server returns in one response: the producer stops reading at MaxPending unfinished
+// messages and stays there while the sink is blocked; once released, every event arrives
+// once and the bound held throughout.
+func checkBackpressure(t *testing.T, s *ds.Stream, n int) {
+	// Below what the pipeline's stages hold (2 processors × 2 × 64, plus 3 batches of 500),
+	// so that the producer's own bound is the one that stops the reads.
+	const maxPending = 1000
+	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, MaxPending: maxPending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	filled := make(chan struct{})
+	var processed atomic.Int64
+	var maxSeen atomic.Int64
+	var once sync.Once
+	got := newSeen()
+	pl, err := pipeline.New(pipeline.Options[event]{
+		Producer:    p,
+		MaxInFlight: 1 << 20, // the producer's own bound is the one under test
+		Processors: []pipeline.ProcessorOptions[event]{{Concurrency: 2, MaxDemand: 64,
+			Handler: pipeline.HandlerFunc[event](func(ctx context.Context, m *pipeline.Message[event]) error {
+				if processed.Add(1) >= maxPending-64 {
+					once.Do(func() { close(filled) })
+				}
+				return nil
+			})}},
+		Batchers: map[string]pipeline.BatcherOptions[event]{"sink": {BatchSize: 500, BatchTimeout: time.Millisecond, Concurrency: 2,
+			Handler: pipeline.BatchHandlerFunc[event](func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
+				<-release
+				if pend := int64(p.Stats().Pending); pend > maxSeen.Load() {
+					maxSeen.Store(pend)
+				}
+				got.add(ms)
+				return nil
+			})}},
+		DefaultBatcher:  "sink",
+		ShutdownTimeout: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	go func() { done <- pl.Run(ctx) }()
+	select {
+	case <-filled:
+	case err := <-done:
+		t.Fatalf("run ended early: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the pipeline never filled up to the bound: %d processed, stats %+v", processed.Load(), p.Stats())
+	}
+	// The sink is blocked and the bound reached: over an observation window, the producer
+	// hands out nothing more.
+	before := p.Stats()
+	time.Sleep(300 * time.Millisecond) // an observation window, not synchronisation
+	after := p.Stats()
+	if after.Messages != before.Messages || after.Pending > maxPending {
+		t.Fatalf("with the sink blocked the producer went on: %d then %d messages, %d pending (cap %d)",
+			before.Messages, after.Messages, after.Pending, maxPending)
+	}
+	if after.Messages >= uint64(n) || after.AtTail {
+		t.Fatalf("the producer read the whole stream (%d messages) while the sink was blocked", after.Messages)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got.exactlyOnce(t, n)
+	if m := maxSeen.Load(); m > maxPending {
+		t.Fatalf("%d messages pending at once, cap %d", m, maxPending)
+	}
+}
+
+// fillFast appends n events in appends of 10,000.
+func fillFast(t *testing.T, s *ds.Stream, n int) {
+	t.Helper()
+	if _, err := s.Create(context.Background(), ds.CreateOptions{ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
+	}
+	appendEvents(t, s, 0, n, 10000)
+}
+
+func backpressureSize() int {
+	if testing.Short() {
+		return 100_000
+	}
+	return 1_000_000
+}
+
+func TestProducerBackpressureOneResponse(t *testing.T) {
+	srv := dstest.ForTest(t, dstest.Options{}) // no chunk cap: one response holds the stream
+	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+	n := backpressureSize()
+	fillFast(t, s, n)
+	checkBackpressure(t, s, n)
+}
+
+func TestRefProducerBackpressureOneResponse(t *testing.T) {
+	srv := ref(t)
+	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+	n := backpressureSize()
+	fillFast(t, s, n)
+	checkBackpressure(t, s, n)
+}
+
+// Against the reference server: catch-up, live tail in long-poll and SSE modes, and close.
+func TestRefProducerLiveAndClose(t *testing.T) {
+	srv := ref(t)
+	for _, mode := range []ds.LiveMode{ds.LiveOff, ds.LiveLongPoll, ds.LiveSSE} {
+		t.Run(mode.String(), func(t *testing.T) {
+			s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+			fillOpen(t, s, 500, 50)
+			p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, Live: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 1500
+			got := newSeen()
+			reached := make(chan struct{})
+			var once sync.Once
+			pl := eventPipeline(t, p, func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
+				got.add(ms)
+				got.mu.Lock()
+				total := got.total
+				got.mu.Unlock()
+				if total >= n {
+					once.Do(func() { close(reached) })
+				}
+				return nil
+			})
+			if mode == ds.LiveOff {
+				appendEvents(t, s, 500, n, 50)
+				if err := pl.Run(runCtx(t)); err != nil {
+					t.Fatal(err)
+				}
+				got.exactlyOnce(t, n)
+				return
+			}
+			done := make(chan error, 1)
+			go func() { done <- pl.Run(runCtx(t)) }()
+			appendEvents(t, s, 500, n, 50)
+			select {
+			case <-reached:
+			case err := <-done:
+				t.Fatalf("the run ended before reading the appends: %v", err)
+			case <-time.After(30 * time.Second):
+				t.Fatal("live appends not picked up")
+			}
+			if _, err := s.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			got.exactlyOnce(t, n)
+			head, _ := s.Head(context.Background())
+			if p.Committed() != head.NextOffset {
+				t.Fatalf("committed %q, want %q", p.Committed(), head.NextOffset)
+			}
+		})
+	}
+}
+
+// Reference-server faults during a pipeline's catch-up: nothing lost or repeated.
+func TestRefProducerFaults(t *testing.T) {
+	srv := ref(t)
+	faults := []refserver.Fault{
+		{Status: 503, Count: 3, Method: "GET"},
+		{Status: 429, Count: 2, Method: "GET"},
+		{DropConnection: true, Count: 3, Method: "GET"},
+		{TruncateBodyBytes: 3000, Count: 2, Method: "GET"},
+	}
+	for _, f := range faults {
+		s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+		fillOpen(t, s, 3000, 100)
+		u, _ := url.Parse(s.URL())
+		f.Path = u.Path
+		if err := srv.InjectFault(context.Background(), f); err != nil {
+			t.Fatal(err)
+		}
+		p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, MaxPending: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runStopAfter(t, p, 0).exactlyOnce(t, 3000)
+	}
+}
