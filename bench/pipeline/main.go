@@ -1,0 +1,296 @@
+// Command pipeline benchmarks reading a Durable Streams stream into a Sluice pipeline, end to
+// end, on the in-process server (source/durablestreams/dstest) and on the reference server
+// (@durable-streams/server, in Node through internal/refserver):
+//
+//   - catch-up throughput of a stream of ~100-byte JSON orders: a bare net/http reader, the
+//     client alone (JSONItems) and the pipeline (Producer, 4 processors, a batcher of
+//     1000 / 50 ms summing the amounts, every message acknowledged), side by side;
+//   - peak RSS of a pipeline with a slow sink over streams of different lengths, each run in a
+//     child process of this binary;
+//   - live latency from an append's send time to the batch handler, in SSE and long-poll
+//     modes.
+//
+// Every run checks exactly-once delivery (each event once, the sum of the amounts exact); a
+// run that fails the check is INVALID and left out of the medians.
+//
+//	cd bench && go run ./pipeline                        # the full run
+//	go run ./pipeline -n 100000 -rounds 1 -rss-sizes 100000,500000 -appends 500   # a smoke run
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sluice-go/sluice/bench/internal/dsload"
+	ds "github.com/sluice-go/sluice/source/durablestreams"
+)
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "pipeline: "+format+"\n", args...)
+	os.Exit(2)
+}
+
+func main() {
+	var (
+		sizes      = flag.String("n", "1000000", "throughput: stream sizes (events), comma-separated")
+		rounds     = flag.Int("rounds", 5, "rounds of every measurement; the order of the variants alternates from round to round")
+		servers    = flag.String("servers", strings.Join(dsload.ServerNames, ","), "servers to run against: "+strings.Join(dsload.ServerNames, ","))
+		parts      = flag.String("parts", "throughput,rss,latency", "parts to run: throughput, rss, latency")
+		rssSizes   = flag.String("rss-sizes", "1000000,5000000", "memory: stream sizes (events), comma-separated; the ratio is last / first")
+		rssLimit   = flag.Int64("rss-limit", 200_000, "memory: stop each run after the sink handled this many events")
+		rssDelay   = flag.Duration("rss-delay", 20*time.Millisecond, "memory: the slow sink's sleep per batch of 1000")
+		rssTimeout = flag.Duration("rss-timeout", 20*time.Second, "memory: stop each run after this long")
+		appends    = flag.Int("appends", 2000, "latency: appends (one event each) per run")
+		rate       = flag.Float64("rate", 500, "latency: appends per second")
+		childRSS   = flag.String("child-rss", "", "internal: run one memory run over this stream URL and report")
+		childCfg   = flag.String("child-cfg", "", "internal: the JSON configuration of a -child-rss run")
+	)
+	flag.Parse()
+	if *childRSS != "" {
+		childMain(*childRSS, *childCfg)
+		return
+	}
+	ns, err := parseSizes(*sizes)
+	if err != nil {
+		fatalf("-n: %v", err)
+	}
+	rss, err := parseSizes(*rssSizes)
+	if err != nil {
+		fatalf("-rss-sizes: %v", err)
+	}
+	if *rounds <= 0 || *appends <= 0 || *rate <= 0 || *rssLimit <= 0 {
+		fatalf("-rounds, -appends, -rate and -rss-limit must be > 0")
+	}
+	want := map[string]bool{}
+	for _, p := range strings.Split(*parts, ",") {
+		p = strings.TrimSpace(p)
+		if p != "throughput" && p != "rss" && p != "latency" {
+			fatalf("-parts: unknown part %q (known: throughput, rss, latency)", p)
+		}
+		want[p] = true
+	}
+
+	ctx := context.Background()
+	fmt.Println(dsload.MachineInfo())
+	var srvs []*dsload.Server
+	for _, name := range strings.Split(*servers, ",") {
+		srv, err := dsload.Start(ctx, strings.TrimSpace(name))
+		if err != nil {
+			fatalf("-servers: %v", err)
+		}
+		defer srv.Close()
+		srvs = append(srvs, srv)
+	}
+	streams := &filled{urls: map[string]string{}}
+	if want["throughput"] {
+		throughputPart(ctx, srvs, streams, ns, *rounds)
+	}
+	if want["rss"] {
+		rssPart(ctx, srvs, streams, rss, *rounds, slowSink{Limit: *rssLimit, Delay: *rssDelay, Timeout: *rssTimeout})
+	}
+	if want["latency"] {
+		latencyPart(ctx, srvs, *appends, *rate, *rounds)
+	}
+}
+
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive number of events", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// filled remembers the streams of events 0..n-1 already filled on each server, so that parts
+// share them.
+type filled struct{ urls map[string]string }
+
+func (f *filled) get(ctx context.Context, srv *dsload.Server, n int) string {
+	key := fmt.Sprintf("%s/%d", srv.Name, n)
+	if u, ok := f.urls[key]; ok {
+		return u
+	}
+	u := srv.StreamURL(fmt.Sprintf("bench-pipeline-%d-%d", n, time.Now().UnixNano()))
+	start := time.Now()
+	if err := dsload.Fill(ctx, ds.NewStream(u, ds.WithHTTPClient(httpClient())), n, 10_000); err != nil {
+		fatalf("fill %s: %v", srv.Name, err)
+	}
+	fmt.Fprintf(os.Stderr, "filled %d events on %s in %.1fs\n", n, srv.Name, time.Since(start).Seconds())
+	f.urls[key] = u
+	return u
+}
+
+func newTable() *tabwriter.Writer {
+	return tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+}
+
+// throughputPart prints the catch-up table: for each server and size, each reader's median
+// rate over the rounds and the median of its per-round ratio to the bare reader.
+func throughputPart(ctx context.Context, srvs []*dsload.Server, streams *filled, ns []int, rounds int) {
+	fmt.Printf("\n== catch-up throughput, whole stream, %d round(s); x bare = median of the per-round ratios\n", rounds)
+	tw := newTable()
+	fmt.Fprintln(tw, "server\tevents\treader\tmsg/s\tx bare\texactly-once\t")
+	var notes []string
+	for _, srv := range srvs {
+		for _, n := range ns {
+			u := streams.get(ctx, srv, n)
+			rates := make([][]float64, len(readers))
+			ratios := make([][]float64, len(readers))
+			invalid := make([]string, len(readers))
+			for r := range rounds {
+				round := make([]float64, len(readers))
+				for k := range readers {
+					i := (k + r) % len(readers)
+					t := newTally(n)
+					runtime.GC()
+					start := time.Now()
+					err := readers[i].run(ctx, u, t)
+					d := time.Since(start)
+					if err == nil {
+						err = t.verdict()
+					}
+					if err != nil {
+						invalid[i] = err.Error()
+						continue
+					}
+					round[i] = float64(n) / d.Seconds()
+					rates[i] = append(rates[i], round[i])
+				}
+				for i := range readers {
+					if round[i] > 0 && round[0] > 0 {
+						ratios[i] = append(ratios[i], round[i]/round[0])
+					}
+				}
+			}
+			for i, rd := range readers {
+				check := "ok"
+				if invalid[i] != "" {
+					check = "INVALID"
+					notes = append(notes, fmt.Sprintf("%s %d %s: %s", srv.Name, n, rd.name, invalid[i]))
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%.2fx\t%s\t\n", srv.Name, n, rd.name, dsload.Median(rates[i]), dsload.Median(ratios[i]), check)
+			}
+		}
+	}
+	tw.Flush()
+	for _, s := range notes {
+		fmt.Println("  INVALID:", s)
+	}
+	fmt.Println("target: pipeline >= 0.80x the bare reader")
+}
+
+// rssPart prints the memory table: for each server, the median peak RSS of the slow-sink child
+// over each stream size, and the ratio of the last size's to the first's.
+func rssPart(ctx context.Context, srvs []*dsload.Server, streams *filled, sizes []int, rounds int, cfg slowSink) {
+	fmt.Printf("\n== peak RSS, slow sink (%v per batch of 1000, stopped after %d events or %v), default MaxPending, child processes, %d round(s)\n",
+		cfg.Delay, cfg.Limit, cfg.Timeout, rounds)
+	if idle, err := spawnSlowSink("idle", cfg); err == nil {
+		fmt.Printf("the same binary doing nothing: %s MiB\n", mib(idle.MaxRSSKiB))
+	}
+	tw := newTable()
+	fmt.Fprintln(tw, "server\tevents in stream\thandled\tmax pending\tpeak RSS MiB\tx first size\texactly-once\t")
+	var notes []string
+	for _, srv := range srvs {
+		urls := make([]string, len(sizes))
+		for i, n := range sizes {
+			urls[i] = streams.get(ctx, srv, n)
+		}
+		rssKiB := make([][]int64, len(sizes))
+		seen := make([][]int64, len(sizes))
+		pend := make([][]int64, len(sizes))
+		invalid := make([]string, len(sizes))
+		for r := range rounds {
+			for k := range sizes {
+				i := (k + r) % len(sizes)
+				c := cfg
+				c.N = sizes[i]
+				res, err := spawnSlowSink(urls[i], c)
+				if err == nil && res.Err != "" {
+					err = fmt.Errorf("%s", res.Err)
+				}
+				if err != nil {
+					invalid[i] = err.Error()
+					continue
+				}
+				rssKiB[i] = append(rssKiB[i], res.MaxRSSKiB)
+				seen[i] = append(seen[i], res.Seen)
+				pend[i] = append(pend[i], int64(res.MaxPending))
+			}
+		}
+		first := dsload.Median(rssKiB[0])
+		for i, n := range sizes {
+			check := "ok"
+			if invalid[i] != "" {
+				check = "INVALID"
+				notes = append(notes, fmt.Sprintf("%s %d: %s", srv.Name, n, invalid[i]))
+			}
+			m := dsload.Median(rssKiB[i])
+			ratio := "-"
+			if first > 0 && m > 0 {
+				ratio = fmt.Sprintf("%.2fx", float64(m)/float64(first))
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t\n", srv.Name, n, dsload.Median(seen[i]), dsload.Median(pend[i]), mib(m), ratio, check)
+		}
+	}
+	tw.Flush()
+	for _, s := range notes {
+		fmt.Println("  INVALID:", s)
+	}
+	fmt.Println("target: peak RSS of the largest stream within 1.10x of the smallest's")
+}
+
+// latencyPart prints the live latency table: per server and live mode, the medians over the
+// rounds of each run's p50 and p99.
+func latencyPart(ctx context.Context, srvs []*dsload.Server, n int, rate float64, rounds int) {
+	fmt.Printf("\n== live latency, append (1 event per POST, %d at %.0f/s) -> batch handler (batch size 1), %d round(s)\n", n, rate, rounds)
+	modes := []ds.LiveMode{ds.LiveSSE, ds.LiveLongPoll}
+	tw := newTable()
+	fmt.Fprintln(tw, "server\tmode\tp50 ms\tp99 ms\tmax ms\texactly-once\t")
+	var notes []string
+	for _, srv := range srvs {
+		p50 := make([][]float64, len(modes))
+		p99 := make([][]float64, len(modes))
+		pmax := make([][]float64, len(modes))
+		invalid := make([]string, len(modes))
+		for r := range rounds {
+			for k := range modes {
+				i := (k + r) % len(modes)
+				u := srv.StreamURL(fmt.Sprintf("bench-live-%s-%d", modes[i], time.Now().UnixNano()))
+				res, err := runLatency(ctx, u, modes[i], n, rate)
+				if err != nil {
+					invalid[i] = err.Error()
+					continue
+				}
+				p50[i] = append(p50[i], ms(res.p(50)))
+				p99[i] = append(p99[i], ms(res.p(99)))
+				pmax[i] = append(pmax[i], ms(res.p(100)))
+			}
+		}
+		for i, m := range modes {
+			check := "ok"
+			if invalid[i] != "" {
+				check = "INVALID"
+				notes = append(notes, fmt.Sprintf("%s %s: %s", srv.Name, m, invalid[i]))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%s\t\n", srv.Name, m, dsload.Median(p50[i]), dsload.Median(p99[i]), dsload.Median(pmax[i]), check)
+		}
+	}
+	tw.Flush()
+	for _, s := range notes {
+		fmt.Println("  INVALID:", s)
+	}
+	fmt.Println("targets: p99 < 5 ms with SSE, < 10 ms with long-poll (loopback)")
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
