@@ -195,11 +195,12 @@ func throughputPart(ctx context.Context, srvs []*dsload.Server, streams *filled,
 func rssPart(ctx context.Context, srvs []*dsload.Server, streams *filled, sizes []int, rounds int, cfg slowSink) {
 	fmt.Printf("\n== peak RSS, slow sink (%v per batch of 1000, stopped after %d events or %v), default MaxPending, child processes, %d round(s)\n",
 		cfg.Delay, cfg.Limit, cfg.Timeout, rounds)
+	fmt.Println("peak RSS = the child's VmHWM; ru_maxrss = getrusage of the child, which on Linux is at least the parent's peak at the spawn (vfork + exec)")
 	if idle, err := spawnSlowSink("idle", cfg); err == nil {
-		fmt.Printf("the same binary doing nothing: %s MiB\n", mib(idle.MaxRSSKiB))
+		fmt.Printf("the same binary doing nothing: peak RSS %s MiB, ru_maxrss %s MiB (this process's peak now: %s MiB)\n", mib(idle.HWMKiB), mib(idle.MaxRSSKiB), mib(vmHWM()))
 	}
 	tw := newTable()
-	fmt.Fprintln(tw, "server\tevents in stream\thandled\tmax pending\tpeak RSS MiB\tx first size\texactly-once\t")
+	fmt.Fprintln(tw, "server\tevents in stream\thandled\tmax pending\tpeak RSS MiB\tx first size\tru_maxrss MiB\texactly-once\t")
 	var notes []string
 	for _, srv := range srvs {
 		urls := make([]string, len(sizes))
@@ -207,6 +208,7 @@ func rssPart(ctx context.Context, srvs []*dsload.Server, streams *filled, sizes 
 			urls[i] = streams.get(ctx, srv, n)
 		}
 		rssKiB := make([][]int64, len(sizes))
+		maxrss := make([][]int64, len(sizes))
 		seen := make([][]int64, len(sizes))
 		pend := make([][]int64, len(sizes))
 		invalid := make([]string, len(sizes))
@@ -223,7 +225,8 @@ func rssPart(ctx context.Context, srvs []*dsload.Server, streams *filled, sizes 
 					invalid[i] = err.Error()
 					continue
 				}
-				rssKiB[i] = append(rssKiB[i], res.MaxRSSKiB)
+				rssKiB[i] = append(rssKiB[i], res.HWMKiB)
+				maxrss[i] = append(maxrss[i], res.MaxRSSKiB)
 				seen[i] = append(seen[i], res.Seen)
 				pend[i] = append(pend[i], int64(res.MaxPending))
 			}
@@ -240,7 +243,7 @@ func rssPart(ctx context.Context, srvs []*dsload.Server, streams *filled, sizes 
 			if first > 0 && m > 0 {
 				ratio = fmt.Sprintf("%.2fx", float64(m)/float64(first))
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t\n", srv.Name, n, dsload.Median(seen[i]), dsload.Median(pend[i]), mib(m), ratio, check)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", srv.Name, n, dsload.Median(seen[i]), dsload.Median(pend[i]), mib(m), ratio, mib(dsload.Median(maxrss[i])), check)
 		}
 	}
 	tw.Flush()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,8 +34,29 @@ type slowResult struct {
 	ElapsedNS  int64  `json:"elapsed_ns"`
 	MaxPending int    `json:"max_pending"`
 	Err        string `json:"err,omitempty"`
-	// filled by the parent
+	// HWMKiB is the child's own peak resident set size (VmHWM of /proc/self/status, KiB),
+	// read by the child just before it reports.
+	HWMKiB int64 `json:"hwm_kib"`
+	// MaxRSSKiB is the child's ru_maxrss as the parent's wait4 reports it (KiB on Linux),
+	// filled by the parent. On Linux it is at least the parent's peak RSS at the time of the
+	// spawn: Go starts children with vfork (the child runs on the parent's address space until
+	// exec), and exec carries the old address space's high-water mark into ru_maxrss.
 	MaxRSSKiB int64 `json:"-"`
+}
+
+// vmHWM returns this process's peak resident set size (VmHWM, KiB), or 0 if unknown.
+func vmHWM() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // runSlowSink runs the slow-sink pipeline over streamURL in this process: the producer with
@@ -100,6 +122,7 @@ func childMain(streamURL, cfgJSON string) {
 	if streamURL != "idle" {
 		res = runSlowSink(context.Background(), streamURL, cfg)
 	}
+	res.HWMKiB = vmHWM()
 	out, _ := json.Marshal(res)
 	fmt.Println(string(out))
 }
