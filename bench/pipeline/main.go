@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -51,6 +52,7 @@ func main() {
 		rate       = flag.Float64("rate", 500, "latency: appends per second")
 		childRSS   = flag.String("child-rss", "", "internal: run one memory run over this stream URL and report")
 		childCfg   = flag.String("child-cfg", "", "internal: the JSON configuration of a -child-rss run")
+		cpuprofile = flag.String("cpuprofile", "", "throughput: write a CPU profile of the first pipeline run to this file")
 	)
 	flag.Parse()
 	if *childRSS != "" {
@@ -90,6 +92,7 @@ func main() {
 	}
 	streams := &filled{urls: map[string]string{}}
 	if want["throughput"] {
+		profileFile = *cpuprofile
 		throughputPart(ctx, srvs, streams, ns, *rounds)
 	}
 	if want["rss"] {
@@ -154,9 +157,11 @@ func throughputPart(ctx context.Context, srvs []*dsload.Server, streams *filled,
 					i := (k + r) % len(readers)
 					t := newTally(n)
 					runtime.GC()
+					stopProfile := maybeProfile(i == len(readers)-1)
 					start := time.Now()
 					err := readers[i].run(ctx, u, t)
 					d := time.Since(start)
+					stopProfile()
 					if err == nil {
 						err = t.verdict()
 					}
@@ -294,6 +299,26 @@ func latencyPart(ctx context.Context, srvs []*dsload.Server, n int, rate float64
 		fmt.Println("  INVALID:", s)
 	}
 	fmt.Println("targets: p99 < 5 ms with SSE, < 10 ms with long-poll (loopback)")
+}
+
+// profileFile is where the first pipeline run writes its CPU profile ("" for none).
+var profileFile string
+
+// maybeProfile starts the CPU profile if this run is a pipeline run and the profile has not
+// been taken yet; it returns the function that stops it.
+func maybeProfile(pipelineRun bool) func() {
+	if !pipelineRun || profileFile == "" {
+		return func() {}
+	}
+	f, err := os.Create(profileFile)
+	profileFile = ""
+	if err != nil {
+		fatalf("-cpuprofile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fatalf("-cpuprofile: %v", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
