@@ -47,7 +47,7 @@ func main() {
 		rssSizes   = flag.String("rss-sizes", "1000000,5000000", "memory: stream sizes (events), comma-separated; the ratio is last / first")
 		rssLimit   = flag.Int64("rss-limit", 200_000, "memory: stop each run after the sink handled this many events")
 		rssDelay   = flag.Duration("rss-delay", 20*time.Millisecond, "memory: the slow sink's sleep per batch of 1000")
-		rssTimeout = flag.Duration("rss-timeout", 20*time.Second, "memory: stop each run after this long")
+		rssTimeout = flag.Duration("rss-timeout", time.Minute, "memory: stop each run after this long (the reference server takes seconds to start a response of millions of events)")
 		appends    = flag.Int("appends", 2000, "latency: appends (one event each) per run")
 		rate       = flag.Float64("rate", 500, "latency: appends per second")
 		childRSS   = flag.String("child-rss", "", "internal: run one memory run over this stream URL and report")
@@ -205,7 +205,7 @@ func rssPart(ctx context.Context, srvs []*dsload.Server, streams *filled, sizes 
 		fmt.Printf("the same binary doing nothing: peak RSS %s MiB, ru_maxrss %s MiB (this process's peak now: %s MiB)\n", mib(idle.HWMKiB), mib(idle.MaxRSSKiB), mib(vmHWM()))
 	}
 	tw := newTable()
-	fmt.Fprintln(tw, "server\tevents in stream\thandled\tmax pending\tpeak RSS MiB\tx first size\tru_maxrss MiB\texactly-once\t")
+	fmt.Fprintln(tw, "server\tevents in stream\tfirst batch s\thandled\tmax pending\tpeak RSS MiB\tx first size\tru_maxrss MiB\texactly-once\t")
 	var notes []string
 	for _, srv := range srvs {
 		urls := make([]string, len(sizes))
@@ -216,6 +216,7 @@ func rssPart(ctx context.Context, srvs []*dsload.Server, streams *filled, sizes 
 		maxrss := make([][]int64, len(sizes))
 		seen := make([][]int64, len(sizes))
 		pend := make([][]int64, len(sizes))
+		firsts := make([][]float64, len(sizes))
 		invalid := make([]string, len(sizes))
 		for r := range rounds {
 			for k := range sizes {
@@ -234,6 +235,7 @@ func rssPart(ctx context.Context, srvs []*dsload.Server, streams *filled, sizes 
 				maxrss[i] = append(maxrss[i], res.MaxRSSKiB)
 				seen[i] = append(seen[i], res.Seen)
 				pend[i] = append(pend[i], int64(res.MaxPending))
+				firsts[i] = append(firsts[i], time.Duration(res.FirstNS).Seconds())
 			}
 		}
 		first := dsload.Median(rssKiB[0])
@@ -248,7 +250,7 @@ func rssPart(ctx context.Context, srvs []*dsload.Server, streams *filled, sizes 
 			if first > 0 && m > 0 {
 				ratio = fmt.Sprintf("%.2fx", float64(m)/float64(first))
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", srv.Name, n, dsload.Median(seen[i]), dsload.Median(pend[i]), mib(m), ratio, mib(dsload.Median(maxrss[i])), check)
+			fmt.Fprintf(tw, "%s\t%d\t%.2f\t%d\t%d\t%s\t%s\t%s\t%s\t\n", srv.Name, n, dsload.Median(firsts[i]), dsload.Median(seen[i]), dsload.Median(pend[i]), mib(m), ratio, mib(dsload.Median(maxrss[i])), check)
 		}
 	}
 	tw.Flush()

@@ -33,6 +33,8 @@ type slowResult struct {
 	Seen       int64  `json:"seen"`
 	ElapsedNS  int64  `json:"elapsed_ns"`
 	MaxPending int    `json:"max_pending"`
+	// FirstNS is the time from the start of the run to the end of the first batch.
+	FirstNS int64 `json:"first_ns"`
 	Err        string `json:"err,omitempty"`
 	// HWMKiB is the child's own peak resident set size (VmHWM of /proc/self/status, KiB),
 	// read by the child just before it reports.
@@ -71,10 +73,12 @@ func runSlowSink(ctx context.Context, streamURL string, cfg slowSink) slowResult
 		return slowResult{Err: err.Error()}
 	}
 	t := newTally(cfg.N)
-	var maxPending atomic.Int64
+	var maxPending, first atomic.Int64
 	reached := make(chan struct{})
 	var once sync.Once
+	var start time.Time
 	pl, err := catchUpPipeline(p, t, cfg.Delay, func(seen int64) {
+		first.CompareAndSwap(0, int64(time.Since(start)))
 		if pend := int64(p.Stats().Pending); pend > maxPending.Load() {
 			maxPending.Store(pend)
 		}
@@ -85,7 +89,7 @@ func runSlowSink(ctx context.Context, streamURL string, cfg slowSink) slowResult
 	if err != nil {
 		return slowResult{Err: err.Error()}
 	}
-	start := time.Now()
+	start = time.Now()
 	done := make(chan error, 1)
 	go func() { done <- pl.Run(ctx) }()
 	timer := time.NewTimer(cfg.Timeout)
@@ -98,7 +102,7 @@ func runSlowSink(ctx context.Context, streamURL string, cfg slowSink) slowResult
 	}
 	pl.Stop()
 	err = <-done
-	res := slowResult{Seen: t.total(), ElapsedNS: int64(time.Since(start)), MaxPending: int(maxPending.Load())}
+	res := slowResult{Seen: t.total(), ElapsedNS: int64(time.Since(start)), MaxPending: int(maxPending.Load()), FirstNS: first.Load()}
 	switch {
 	case err != nil:
 		res.Err = err.Error()
