@@ -30,12 +30,12 @@ type slowSink struct {
 
 // slowResult is what a memory child reports on its last line of output.
 type slowResult struct {
-	Seen       int64  `json:"seen"`
-	ElapsedNS  int64  `json:"elapsed_ns"`
-	MaxPending int    `json:"max_pending"`
+	Seen       int64 `json:"seen"`
+	ElapsedNS  int64 `json:"elapsed_ns"`
+	MaxPending int   `json:"max_pending"`
 	// FirstNS is the time from the start of the run to the end of the first batch.
-	FirstNS int64 `json:"first_ns"`
-	Err        string `json:"err,omitempty"`
+	FirstNS int64  `json:"first_ns"`
+	Err     string `json:"err,omitempty"`
 	// HWMKiB is the child's own peak resident set size (VmHWM of /proc/self/status, KiB),
 	// read by the child just before it reports.
 	HWMKiB int64 `json:"hwm_kib"`
