@@ -20,7 +20,10 @@ type tally struct {
 	quarters int64
 }
 
-func newTally(n int) *tally { return &tally{n: int64(n), seen: make([]uint8, n)} }
+// newTally returns a tally of events 0..n-1. Its memory grows with the highest id seen, not
+// with n, so that runs stopped early over long streams (the memory runs) do not pay for the
+// stream's length.
+func newTally(n int) *tally { return &tally{n: int64(n)} }
 
 // add records events; callers with many events pass them in one call (one lock).
 func (t *tally) add(evs ...*dsload.Event) {
@@ -41,6 +44,9 @@ func (t *tally) addLocked(id int64, amount float64) {
 	if id < 0 || id >= t.n {
 		t.outside++
 		return
+	}
+	if id >= int64(len(t.seen)) {
+		t.seen = append(t.seen, make([]uint8, min(max(id+1, 2*int64(len(t.seen)), 1024), t.n)-int64(len(t.seen)))...)
 	}
 	if t.seen[id] != 0 {
 		t.dups++
