@@ -40,19 +40,20 @@ func fatalf(format string, args ...any) {
 
 func main() {
 	var (
-		sizes      = flag.String("n", "1000000", "throughput: stream sizes (events), comma-separated")
-		rounds     = flag.Int("rounds", 5, "rounds of every measurement; the order of the variants alternates from round to round")
-		servers    = flag.String("servers", strings.Join(dsload.ServerNames, ","), "servers to run against: "+strings.Join(dsload.ServerNames, ","))
-		parts      = flag.String("parts", "throughput,rss,latency", "parts to run: throughput, rss, latency")
-		rssSizes   = flag.String("rss-sizes", "1000000,5000000", "memory: stream sizes (events), comma-separated; the ratio is last / first")
-		rssLimit   = flag.Int64("rss-limit", 200_000, "memory: stop each run after the sink handled this many events")
-		rssDelay   = flag.Duration("rss-delay", 20*time.Millisecond, "memory: the slow sink's sleep per batch of 1000")
-		rssTimeout = flag.Duration("rss-timeout", time.Minute, "memory: stop each run after this long (the reference server takes seconds to start a response of millions of events)")
-		appends    = flag.Int("appends", 2000, "latency: appends (one event each) per run")
-		rate       = flag.Float64("rate", 500, "latency: appends per second")
-		childRSS   = flag.String("child-rss", "", "internal: run one memory run over this stream URL and report")
-		childCfg   = flag.String("child-cfg", "", "internal: the JSON configuration of a -child-rss run")
-		cpuprofile = flag.String("cpuprofile", "", "throughput: write a CPU profile of the first pipeline run to this file")
+		sizes       = flag.String("n", "1000000", "throughput: stream sizes (events), comma-separated")
+		rounds      = flag.Int("rounds", 5, "rounds of every measurement; the order of the variants alternates from round to round")
+		servers     = flag.String("servers", strings.Join(dsload.ServerNames, ","), "servers to run against: "+strings.Join(dsload.ServerNames, ","))
+		parts       = flag.String("parts", "throughput,rss,latency", "parts to run: throughput, rss, latency")
+		rssSizes    = flag.String("rss-sizes", "1000000,5000000", "memory: stream sizes (events), comma-separated; the ratio is last / first")
+		rssLimit    = flag.Int64("rss-limit", 200_000, "memory: stop each run after the sink handled this many events")
+		rssDelay    = flag.Duration("rss-delay", 20*time.Millisecond, "memory: the slow sink's sleep per batch of 1000")
+		rssTimeout  = flag.Duration("rss-timeout", time.Minute, "memory: stop each run after this long (the reference server takes seconds to start a response of millions of events)")
+		rssInFlight = flag.Int("rss-max-in-flight", 0, "memory: the pipeline's MaxInFlight (0: its default, 2512 here, below the producer's default MaxPending of 10000; 1000000 lets the producer's bound be the one reached)")
+		appends     = flag.Int("appends", 2000, "latency: appends (one event each) per run")
+		rate        = flag.Float64("rate", 500, "latency: appends per second")
+		childRSS    = flag.String("child-rss", "", "internal: run one memory run over this stream URL and report")
+		childCfg    = flag.String("child-cfg", "", "internal: the JSON configuration of a -child-rss run")
+		cpuprofile  = flag.String("cpuprofile", "", "throughput: write a CPU profile of the first pipeline run to this file")
 	)
 	flag.Parse()
 	if *childRSS != "" {
@@ -96,7 +97,7 @@ func main() {
 		throughputPart(ctx, srvs, streams, ns, *rounds)
 	}
 	if want["rss"] {
-		rssPart(ctx, srvs, streams, rss, *rounds, slowSink{Limit: *rssLimit, Delay: *rssDelay, Timeout: *rssTimeout})
+		rssPart(ctx, srvs, streams, rss, *rounds, slowSink{Limit: *rssLimit, Delay: *rssDelay, Timeout: *rssTimeout, MaxInFlight: *rssInFlight})
 	}
 	if want["latency"] {
 		latencyPart(ctx, srvs, *appends, *rate, *rounds)
@@ -198,8 +199,12 @@ func throughputPart(ctx context.Context, srvs []*dsload.Server, streams *filled,
 // rssPart prints the memory table: for each server, the median peak RSS of the slow-sink child
 // over each stream size, and the ratio of the last size's to the first's.
 func rssPart(ctx context.Context, srvs []*dsload.Server, streams *filled, sizes []int, rounds int, cfg slowSink) {
-	fmt.Printf("\n== peak RSS, slow sink (%v per batch of 1000, stopped after %d events or %v), default MaxPending, child processes, %d round(s)\n",
-		cfg.Delay, cfg.Limit, cfg.Timeout, rounds)
+	inFlight := "default"
+	if cfg.MaxInFlight > 0 {
+		inFlight = strconv.Itoa(cfg.MaxInFlight)
+	}
+	fmt.Printf("\n== peak RSS, slow sink (%v per batch of 1000, stopped after %d events or %v), default MaxPending, %s MaxInFlight, child processes, %d round(s)\n",
+		cfg.Delay, cfg.Limit, cfg.Timeout, inFlight, rounds)
 	fmt.Println("peak RSS = the child's VmHWM; ru_maxrss = getrusage of the child, which on Linux is at least the parent's peak at the spawn (vfork + exec)")
 	if idle, err := spawnSlowSink("idle", cfg); err == nil {
 		fmt.Printf("the same binary doing nothing: peak RSS %s MiB, ru_maxrss %s MiB (this process's peak now: %s MiB)\n", mib(idle.HWMKiB), mib(idle.MaxRSSKiB), mib(vmHWM()))

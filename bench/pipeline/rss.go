@@ -26,6 +26,9 @@ type slowSink struct {
 	Limit   int64         `json:"limit"`
 	Delay   time.Duration `json:"delay"`
 	Timeout time.Duration `json:"timeout"`
+	// MaxInFlight is the pipeline's MaxInFlight; 0 for its default, which is below the
+	// producer's default MaxPending, so that the pipeline's bound is the one reached.
+	MaxInFlight int `json:"max_in_flight"`
 }
 
 // slowResult is what a memory child reports on its last line of output.
@@ -77,7 +80,7 @@ func runSlowSink(ctx context.Context, streamURL string, cfg slowSink) slowResult
 	reached := make(chan struct{})
 	var once sync.Once
 	var start time.Time
-	pl, err := catchUpPipeline(p, t, cfg.Delay, func(seen int64) {
+	pl, err := catchUpPipeline(p, t, cfg.Delay, cfg.MaxInFlight, func(seen int64) {
 		first.CompareAndSwap(0, int64(time.Since(start)))
 		if pend := int64(p.Stats().Pending); pend > maxPending.Load() {
 			maxPending.Store(pend)

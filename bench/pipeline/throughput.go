@@ -119,7 +119,7 @@ func readPipeline(ctx context.Context, streamURL string, t *tally) error {
 	if err != nil {
 		return err
 	}
-	pl, err := catchUpPipeline(p, t, 0, nil)
+	pl, err := catchUpPipeline(p, t, 0, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -142,11 +142,13 @@ func readPipeline(ctx context.Context, streamURL string, t *tally) error {
 
 // catchUpPipeline builds the pipeline of the throughput and memory runs over p: 4 processors,
 // one batcher of 1000 / 50 ms adding each batch to t, then sleeping for sinkDelay, then
-// calling afterBatch (if not nil) with the events seen so far.
-func catchUpPipeline(p pipeline.Producer[dsload.Event], t *tally, sinkDelay time.Duration, afterBatch func(seen int64)) (*pipeline.Pipeline[dsload.Event], error) {
+// calling afterBatch (if not nil) with the events seen so far. maxInFlight is the pipeline's
+// MaxInFlight (0 for its default).
+func catchUpPipeline(p pipeline.Producer[dsload.Event], t *tally, sinkDelay time.Duration, maxInFlight int, afterBatch func(seen int64)) (*pipeline.Pipeline[dsload.Event], error) {
 	return pipeline.New(pipeline.Options[dsload.Event]{
-		Name:     "bench",
-		Producer: p,
+		Name:        "bench",
+		Producer:    p,
+		MaxInFlight: maxInFlight,
 		Processors: []pipeline.ProcessorOptions[dsload.Event]{{Concurrency: 4,
 			Handler: pipeline.HandlerFunc[dsload.Event](func(ctx context.Context, m *pipeline.Message[dsload.Event]) error { return nil })}},
 		Batchers: map[string]pipeline.BatcherOptions[dsload.Event]{"sum": {BatchSize: 1000, BatchTimeout: 50 * time.Millisecond,
