@@ -1,0 +1,136 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluice-go/sluice/ack"
+)
+
+// DB is what a Store needs of a database handle: *pgxpool.Pool, *pgx.Conn and pgx.Tx all
+// have it. A *pgx.Conn or a pgx.Tx is not safe for concurrent use, so a Store over one must
+// not be used concurrently either; a pool is.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Options configures a Store.
+type Options struct {
+	// Table is the table's name, optionally qualified by a schema ("sluice.checkpoints"):
+	// letters, digits and underscores, not starting with a digit. Default:
+	// "sluice_checkpoints".
+	Table string
+	// NoCreate, when true, does not create the table: it must exist, with the columns shown
+	// in the package documentation. Default: false, the table is created if missing.
+	NoCreate bool
+}
+
+// DefaultTable is the table a Store uses when Options.Table is empty.
+const DefaultTable = "sluice_checkpoints"
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Store is an [ack.CheckpointStore] keeping checkpoints in a PostgreSQL table. It is safe
+// for concurrent use when its DB is (a pool is).
+type Store struct {
+	db    DB
+	table string // quoted
+	load  string
+	save  string
+}
+
+var _ ack.CheckpointStore = (*Store)(nil)
+
+// New returns a store over db, creating its table if it is missing (unless
+// Options.NoCreate). It blocks for the CREATE TABLE round trip; ctx bounds it. An invalid
+// table name is reported naming Options.Table.
+func New(ctx context.Context, db DB, opts Options) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("pgstore: nil DB")
+	}
+	name := opts.Table
+	if name == "" {
+		name = DefaultTable
+	}
+	parts := strings.Split(name, ".")
+	if len(parts) > 2 {
+		return nil, fmt.Errorf("pgstore: Options.Table: %q has more than one '.': want table or schema.table", name)
+	}
+	for _, p := range parts {
+		if !identRE.MatchString(p) || len(p) > 63 {
+			return nil, fmt.Errorf("pgstore: Options.Table: %q is not a valid name: want letters, digits and underscores, not starting with a digit, at most 63 bytes per part", name)
+		}
+	}
+	s := &Store{db: db, table: pgx.Identifier(parts).Sanitize()}
+	s.load = `SELECT "offset" FROM ` + s.table + ` WHERE key = $1`
+	s.save = `INSERT INTO ` + s.table + ` AS t (key, pipeline, source, "offset") VALUES ($1, $2, $3, $4)
+		ON CONFLICT (key) DO UPDATE SET "offset" = EXCLUDED."offset", updated_at = now()
+		WHERE t."offset" IN ('-1', 'now') OR t."offset" < EXCLUDED."offset"`
+	if !opts.NoCreate {
+		create := `CREATE TABLE IF NOT EXISTS ` + s.table + ` (
+			key        text PRIMARY KEY,
+			pipeline   text NOT NULL,
+			source     text NOT NULL,
+			"offset"   text COLLATE "C" NOT NULL,
+			updated_at timestamptz NOT NULL DEFAULT now()
+		)`
+		if _, err := db.Exec(ctx, create); err != nil {
+			// Two processes creating the table at once: one of them loses the race on the
+			// catalog, and the table is there.
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || (pe.Code != "23505" && pe.Code != "42P07") {
+				return nil, fmt.Errorf("pgstore: create table %s: %w", s.table, err)
+			}
+		}
+	}
+	return s, nil
+}
+
+// Table returns the table's quoted name.
+func (s *Store) Table() string { return s.table }
+
+// Load returns the offset saved for key. It blocks for one query.
+func (s *Store) Load(ctx context.Context, key string) (string, bool, error) {
+	if key == "" {
+		return "", false, fmt.Errorf("pgstore: load: %w", ack.ErrEmptyKey)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", false, err
+	}
+	var off string
+	err := s.db.QueryRow(ctx, s.load, key).Scan(&off)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("pgstore: load %q from %s: %w", key, s.table, err)
+	}
+	return off, true, nil
+}
+
+// Save records offset as key's committed offset unless the saved one already sorts after
+// it (see the package documentation): an offset never moves backwards. It blocks for one
+// statement, which PostgreSQL commits durably before it returns.
+func (s *Store) Save(ctx context.Context, key, offset string) error {
+	if key == "" {
+		return fmt.Errorf("pgstore: save: %w", ack.ErrEmptyKey)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	pipeline, source, ok := strings.Cut(key, "|")
+	if !ok {
+		pipeline, source = "", key
+	}
+	if _, err := s.db.Exec(ctx, s.save, key, pipeline, source, offset); err != nil {
+		return fmt.Errorf("pgstore: save %q to %s: %w", key, s.table, err)
+	}
+	return nil
+}

@@ -1,0 +1,165 @@
+package pgstore_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sluice-go/sluice/ack"
+	"github.com/sluice-go/sluice/ack/acktest"
+	"github.com/sluice-go/sluice/ack/pgstore"
+)
+
+// RequireEnv makes a missing PostgreSQL a test failure instead of a skip.
+const requireEnv = "SLUICE_REQUIRE_POSTGRES"
+
+func dsn() string {
+	if d := os.Getenv("SLUICE_PG_DSN"); d != "" {
+		return d
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+// testPool connects to the local PostgreSQL, skipping the test when it is unreachable
+// (failing it when SLUICE_REQUIRE_POSTGRES=1).
+func testPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, dsn())
+	if err == nil {
+		err = pool.Ping(ctx)
+	}
+	if err != nil {
+		if os.Getenv(requireEnv) == "1" {
+			t.Fatalf("PostgreSQL at %s is required (%s=1): %v", dsn(), requireEnv, err)
+		}
+		t.Skipf("PostgreSQL at %s unreachable (%v); set %s=1 to make this a failure", dsn(), err, requireEnv)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// tempTable returns a fresh table name, dropped when the test ends.
+func tempTable(t testing.TB, pool *pgxpool.Pool) string {
+	name := fmt.Sprintf("sluice_ckpt_test_%d", rand.Uint64()%1e12)
+	t.Cleanup(func() {
+		pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+pgx.Identifier{name}.Sanitize())
+	})
+	return name
+}
+
+func TestCheckpointStoreContract(t *testing.T) {
+	pool := testPool(t)
+	acktest.TestCheckpointStore(t, func(t *testing.T) ack.CheckpointStore {
+		s, err := pgstore.New(context.Background(), pool, pgstore.Options{Table: tempTable(t, pool)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// A save never moves an offset backwards, whatever order saves arrive in; a sentinel offset
+// is replaced by any real one.
+func TestNeverBackwards(t *testing.T) {
+	pool := testPool(t)
+	ctx := context.Background()
+	s, err := pgstore.New(ctx, pool, pgstore.Options{Table: tempTable(t, pool)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := ack.CheckpointKey("orders", "http://127.0.0.1:4437/v1/stream/orders")
+	for _, step := range []struct{ save, want string }{
+		{"now", "now"},
+		{"0000000000000000_0000000000000010", "0000000000000000_0000000000000010"},
+		{"0000000000000000_0000000000000005", "0000000000000000_0000000000000010"},
+		{"0000000000000000_0000000000000100", "0000000000000000_0000000000000100"},
+		{"-1", "0000000000000000_0000000000000100"},
+		{"0000000000000000_0000000000000099", "0000000000000000_0000000000000100"},
+		{"0000000000000001_0000000000000000", "0000000000000001_0000000000000000"},
+	} {
+		if err := s.Save(ctx, key, step.save); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := s.Load(ctx, key)
+		if err != nil || !ok || got != step.want {
+			t.Fatalf("after saving %q: loaded %q (%v, %v), want %q", step.save, got, ok, err, step.want)
+		}
+	}
+	// The row is readable by pipeline name and stream URL.
+	var off string
+	q := fmt.Sprintf(`SELECT "offset" FROM %s WHERE pipeline = $1 AND source = $2`, s.Table())
+	if err := pool.QueryRow(ctx, q, "orders", "http://127.0.0.1:4437/v1/stream/orders").Scan(&off); err != nil || off != "0000000000000001_0000000000000000" {
+		t.Fatalf("by pipeline and source: %q, %v", off, err)
+	}
+}
+
+// Concurrent savers of one key, each with rising offsets in a random interleaving: the
+// offset that remains is the highest saved.
+func TestConcurrentSavesKeepTheHighest(t *testing.T) {
+	pool := testPool(t)
+	ctx := context.Background()
+	s, err := pgstore.New(ctx, pool, pgstore.Options{Table: tempTable(t, pool)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 25 {
+				if err := s.Save(ctx, "k", fmt.Sprintf("%08d", i*8+w)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got, _, _ := s.Load(ctx, "k"); got != fmt.Sprintf("%08d", 24*8+7) {
+		t.Fatalf("kept %q, want the highest", got)
+	}
+}
+
+// Two stores creating the same table at once both succeed; a bad table name is refused,
+// naming the option.
+func TestNewCreatesAndValidates(t *testing.T) {
+	pool := testPool(t)
+	ctx := context.Background()
+	table := tempTable(t, pool)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			_, err := pgstore.New(ctx, pool, pgstore.Options{Table: table})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent create: %v", err)
+		}
+	}
+	for _, bad := range []string{"1table", "a;drop table x", "a.b.c", `quo"te`, strings.Repeat("x", 64)} {
+		_, err := pgstore.New(ctx, pool, pgstore.Options{Table: bad})
+		if err == nil || !strings.Contains(err.Error(), "Options.Table") {
+			t.Fatalf("table %q: got %v, want an error naming Options.Table", bad, err)
+		}
+	}
+	if _, err := pgstore.New(ctx, pool, pgstore.Options{Table: "sluice_missing_" + table, NoCreate: true}); err != nil {
+		t.Fatal(err) // NoCreate does no I/O
+	}
+	s, _ := pgstore.New(ctx, pool, pgstore.Options{Table: "sluice_missing_" + table, NoCreate: true})
+	if err := s.Save(ctx, "k", "1"); err == nil || !strings.Contains(err.Error(), "sluice_missing_") {
+		t.Fatalf("save to a missing table: %v, want an error naming the table", err)
+	}
+}
