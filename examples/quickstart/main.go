@@ -1,245 +1,257 @@
-// Command quickstart runs a Sluice pipeline on sample events held in memory, with nothing to
-// install or configure:
+// Command quickstart runs a Sluice pipeline from a durable stream, with nothing to install or
+// configure:
 //
-//	go run ./examples/quickstart [-n 100000]
+//	go run ./examples/quickstart [-n 100000] [-url http://host:port/v1/stream/] [-pg postgres://...]
 //
-// A producer makes JSON events (purchases and page views of a few hundred users) in chunks, as
-// a stream reader would fetch them, and tracks each chunk with an [ack.Tracker]. A pool of
-// processors decodes each event and routes it: purchases to the "database" batcher (batches of
-// 500 or 200 ms, inserted into an in-memory table), page views to the "analytics" batcher
-// (keyed by page, counted per page). A few events are malformed on purpose: they fail, a
-// failure handler counts them, and they still count as done. When the input ends the pipeline
-// drains, and the program prints a summary, with the committed offset: the offset after the
-// last chunk whose every event was acknowledged.
+// It starts the in-process Durable Streams server (package dstest), creates a JSON stream and
+// writes sample events into it through the idempotent Writer: purchases, page views,
+// add-to-carts and signups of a few hundred users. Then it runs a pipeline that reads the
+// stream on demand with the Durable Streams producer, validates and routes each event in a pool
+// of processors, and fans out to two batchers:
+//
+//   - database: purchases, in batches of 500 or 200 ms, into an in-memory table — or, with -pg,
+//     into a PostgreSQL table, with COPY into a staging table and an insert-if-absent keyed by
+//     source position (stream, chunk offset, index), so that a redelivered batch changes
+//     nothing;
+//   - analytics: the other events, keyed by event type, aggregated per key (count, distinct
+//     users, amounts).
+//
+// A purchase with a negative amount (one in 10,000) fails validation: the failure handler
+// appends it to a dead-letter stream before it is acknowledged. The committed offset — the
+// offset after the last chunk whose every event was acknowledged — is saved to a checkpoint
+// store (in memory, or PostgreSQL with -pg). The program shows progress while it runs and ends
+// with a summary.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
-	"maps"
-	"slices"
-	"strconv"
-	"sync"
-	"sync/atomic"
+	"os"
+	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/sluice-go/sluice/ack"
+	"github.com/sluice-go/sluice/ack/pgstore"
 	"github.com/sluice-go/sluice/pipeline"
+	ds "github.com/sluice-go/sluice/source/durablestreams"
+	"github.com/sluice-go/sluice/source/durablestreams/dstest"
 )
 
-// Event is a message's data: the raw JSON as produced, and its fields once a processor has
-// decoded it.
-type Event struct {
-	Raw    []byte  `json:"-"`
-	ID     int64   `json:"id"`
-	User   string  `json:"user"`
-	Type   string  `json:"type"`
-	Page   string  `json:"page,omitempty"`
-	Amount float64 `json:"amount,omitempty"`
+// Config is what the flags set.
+type Config struct {
+	// N is how many events to write and read.
+	N int
+	// URL is the base URL of an external server's streams (the stream's name is appended);
+	// empty: start the in-process server.
+	URL string
+	// PG is a PostgreSQL connection string; empty: an in-memory table and checkpoint store.
+	PG string
+	// Progress is how often progress is shown; 0 shows none.
+	Progress time.Duration
+	// Terminal rewrites one progress line in place instead of printing periodic lines.
+	Terminal bool
 }
 
 func main() {
-	n := flag.Int("n", 100_000, "how many events to produce")
+	cfg := Config{Progress: time.Second}
+	flag.IntVar(&cfg.N, "n", 100_000, "how many events to write and read")
+	flag.StringVar(&cfg.URL, "url", "", "base URL of a Durable Streams server's streams, such as http://127.0.0.1:4437/v1/stream/ (default: start the in-process server)")
+	flag.StringVar(&cfg.PG, "pg", "", "PostgreSQL connection string, such as postgres://postgres@127.0.0.1:5432/test (default: an in-memory table)")
 	flag.Parse()
-	if err := run(context.Background(), *n); err != nil {
+	if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		cfg.Terminal, cfg.Progress = true, 100*time.Millisecond
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if _, err := run(ctx, cfg, os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, n int) error {
-	tracker := ack.NewTracker(0, ack.TrackerOptions{})
-	src := &source{n: n, tracker: tracker}
-	table := &table{rows: make(map[int64]Event, n)}
-	pages := &pageCounts{counts: map[string]int{}}
-	stats := &stats{batches: map[string]int{}, triggers: map[pipeline.Trigger]int{}}
+// Summary is what a run did.
+type Summary struct {
+	Stream          string
+	Written         int
+	Acked, Failed   int64
+	DatabaseRows    int64
+	DatabaseBatches int
+	AnalyticsEvents int64
+	AnalyticsBatch  int
+	Keys            map[string]Aggregate
+	Committed       ds.Offset
+	AtTail          bool
+	DeadLetters     int
+	Elapsed         time.Duration
+}
 
-	p, err := pipeline.New(pipeline.Options[Event]{
-		Name:     "quickstart",
-		Producer: src,
-		Processors: []pipeline.ProcessorOptions[Event]{{
-			Name:    "decode",
-			Handler: pipeline.HandlerFunc[Event](decodeAndRoute),
-		}},
-		Batchers: map[string]pipeline.BatcherOptions[Event]{
-			"database":  {BatchSize: 500, BatchTimeout: 200 * time.Millisecond, Concurrency: 2, Handler: table},
-			"analytics": {BatchSize: 200, BatchTimeout: 200 * time.Millisecond, Handler: pages},
-		},
-		Failure: pipeline.FailureOptions[Event]{
-			Handler: pipeline.FailureHandlerFunc[Event](func(_ context.Context, msgs []pipeline.Message[Event]) error {
-				stats.failed.Add(int64(len(msgs)))
-				return nil // handled: the messages count as done
-			}),
-		},
-		Observer: stats,
+func run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
+	var sum Summary
+	if cfg.N <= 0 {
+		return sum, fmt.Errorf("-n must be > 0, got %d", cfg.N)
+	}
+	base := cfg.URL
+	if base == "" {
+		srv, err := dstest.NewServer(dstest.Options{})
+		if err != nil {
+			return sum, err
+		}
+		defer srv.Close()
+		base = srv.StreamURL("")
+	}
+	name := fmt.Sprintf("quickstart-%d", time.Now().UnixNano())
+	streamURL := strings.TrimSuffix(base, "/") + "/" + name
+	stream := ds.NewStream(streamURL, ds.WithContentType("application/json"))
+	dlq := ds.NewStream(streamURL+"-dead-letters", ds.WithContentType("application/json"))
+	for _, s := range []*ds.Stream{stream, dlq} {
+		if _, err := s.Create(ctx, ds.CreateOptions{}); err != nil {
+			return sum, fmt.Errorf("create %s: %w", s.URL(), err)
+		}
+	}
+	sum.Stream, sum.Written = streamURL, cfg.N
+	fmt.Fprintf(out, "quickstart: writing %d events to %s\n", cfg.N, streamURL)
+	t0 := time.Now()
+	if err := writeEvents(ctx, stream, cfg.N); err != nil {
+		return sum, err
+	}
+	fmt.Fprintf(out, "wrote %d events in %v\n", cfg.N, time.Since(t0).Round(time.Millisecond))
+
+	// The sinks and the checkpoint store: in memory, or PostgreSQL.
+	var db sink = newMemTable()
+	var store ack.CheckpointStore = new(ack.MemoryStore)
+	if cfg.PG != "" {
+		pg, err := openPG(ctx, cfg.PG)
+		if err != nil {
+			return sum, err
+		}
+		defer pg.close()
+		if store, err = pgstore.New(ctx, pg.pool, pgstore.Options{}); err != nil {
+			return sum, err
+		}
+		db = pg
+	}
+	agg := newAnalytics()
+	dlw, err := ds.NewWriter(dlq, ds.DefaultWriterOptions("quickstart-dead-letters"))
+	if err != nil {
+		return sum, err
+	}
+	defer dlw.Close(context.WithoutCancel(ctx))
+
+	prod, err := ds.NewProducer(ds.ProducerOptions[Event]{
+		Stream:      stream,
+		Name:        "quickstart",
+		Live:        ds.LiveOff, // read up to the tail, then drain and stop
+		Checkpoints: store,
 	})
 	if err != nil {
-		return err
+		return sum, err
 	}
-
-	fmt.Printf("quickstart: %d events through 1 processor pool and 2 batchers (database, analytics)\n", n)
-	start := time.Now()
-	if err := p.Run(ctx); err != nil {
-		return err
-	}
-	elapsed := time.Since(start)
-
-	fmt.Printf("messages:          %d produced, %d acknowledged (%d failed)\n", stats.produced.Load(), stats.acked.Load(), stats.failed.Load())
-	for _, name := range slices.Sorted(maps.Keys(stats.batches)) {
-		fmt.Printf("batcher %-10s %d batches\n", name+":", stats.batches[name])
-	}
-	fmt.Printf("batch triggers:    %d size, %d timeout, %d flush\n",
-		stats.triggers[pipeline.TriggerSize], stats.triggers[pipeline.TriggerTimeout], stats.triggers[pipeline.TriggerFlush])
-	fmt.Printf("database table:    %d rows, %.2f total\n", len(table.rows), table.total)
-	top := pages.top()
-	fmt.Printf("analytics:         %d pages viewed; most viewed %s (%d views)\n", len(pages.counts), top, pages.counts[top])
-	fmt.Printf("committed offset:  %d of %d chunks\n", tracker.Committed(), src.chunks.Load())
-	fmt.Printf("elapsed:           %v (%.0f events/s)\n", elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
-	if got := stats.acked.Load(); got != int64(n) {
-		return fmt.Errorf("acknowledged %d of %d events", got, n)
-	}
-	return nil
-}
-
-// source produces n sample events on demand. Each Produce call is one chunk, tracked by the
-// offset tracker: chunk k ends at offset k+1. Produce is called from one goroutine at a time
-// (the default producer concurrency).
-type source struct {
-	n       int
-	next    int
-	tracker *ack.Tracker[int]
-	chunks  atomic.Int64
-}
-
-var pageNames = []string{"/", "/pricing", "/docs", "/blog", "/signup", "/checkout"}
-
-func (s *source) Produce(ctx context.Context, msgs []pipeline.Message[Event]) (int, error) {
-	k := min(len(msgs), s.n-s.next)
-	if k == 0 {
-		return 0, pipeline.ErrEndOfInput
-	}
-	chunk, err := s.tracker.Track(ctx, k, int(s.chunks.Load())+1)
+	obs := newCounter()
+	p, err := pipeline.New(pipeline.Options[Event]{
+		Name:     "quickstart",
+		Producer: prod,
+		Processors: []pipeline.ProcessorOptions[Event]{{
+			Name:        "route",
+			Concurrency: 4,
+			Handler:     pipeline.HandlerFunc[Event](route),
+		}},
+		Batchers: map[string]pipeline.BatcherOptions[Event]{
+			"database":  {BatchSize: 500, BatchTimeout: 200 * time.Millisecond, Concurrency: 2, Handler: db},
+			"analytics": {BatchSize: 1000, BatchTimeout: 200 * time.Millisecond, Concurrency: 2, Handler: agg},
+		},
+		Failure:  pipeline.FailureOptions[Event]{Handler: ds.NewDeadLetter[Event](dlw)},
+		Observer: obs,
+	})
 	if err != nil {
-		return 0, err
+		return sum, err
 	}
-	s.chunks.Add(1)
-	for i := range k {
-		id := s.next + i
-		msgs[i].Data = Event{Raw: sampleJSON(id)}
-		msgs[i].SetAcknowledger(s.tracker, ack.Ref{Ptr: chunk, N: uint64(i)})
-		msgs[i].Metadata.Index = i
+
+	start := time.Now()
+	stopProgress := showProgress(out, cfg, obs, prod, start)
+	err = p.Run(ctx)
+	stopProgress()
+	sum.Elapsed = time.Since(start)
+	if err != nil {
+		return sum, err
 	}
-	s.next += k
-	if s.next == s.n {
-		return k, pipeline.ErrEndOfInput
+
+	head, err := stream.Head(ctx)
+	if err != nil {
+		return sum, err
 	}
-	return k, nil
+	sum.Acked, sum.Failed = obs.acked.Load(), obs.failed.Load()
+	sum.DatabaseRows, sum.DatabaseBatches = db.rows(), obs.batches("database")
+	sum.AnalyticsEvents, sum.AnalyticsBatch, sum.Keys = agg.total(), obs.batches("analytics"), agg.snapshot()
+	sum.Committed = prod.Committed()
+	sum.AtTail = sum.Committed == head.NextOffset
+	if dl, _, err := ds.ReadJSON[ds.DeadLetterRecord](ctx, dlq, ds.ReadOptions{}); err == nil {
+		sum.DeadLetters = len(dl)
+	}
+	printSummary(out, sum, db.describe())
+	if sum.Acked != int64(cfg.N) {
+		return sum, fmt.Errorf("acknowledged %d of %d events", sum.Acked, cfg.N)
+	}
+	return sum, nil
 }
 
-// sampleJSON returns event id as JSON: one purchase in five, the rest page views, and one
-// malformed event in 10,000.
-func sampleJSON(id int) []byte {
-	b := make([]byte, 0, 96)
-	if id%10_000 == 9_999 {
-		return append(b, `{"id":`...)
+// writeEvents writes n sample events through the idempotent Writer and waits until the server
+// has them all.
+func writeEvents(ctx context.Context, s *ds.Stream, n int) error {
+	w, err := ds.NewWriter(s, ds.DefaultWriterOptions("quickstart-writer"))
+	if err != nil {
+		return err
 	}
-	b = append(b, `{"id":`...)
-	b = strconv.AppendInt(b, int64(id), 10)
-	b = append(b, `,"user":"u`...)
-	b = strconv.AppendInt(b, int64(id*7919%300), 10)
-	if id%5 == 0 {
-		b = append(b, `","type":"purchase","amount":`...)
-		b = strconv.AppendFloat(b, float64(id%100)+0.5, 'f', 2, 64)
-		return append(b, '}')
+	for i := range n {
+		if err := w.AppendJSON(ctx, sampleEvent(i)); err != nil {
+			w.Close(ctx)
+			return fmt.Errorf("write event %d: %w", i, err)
+		}
 	}
-	b = append(b, `","type":"page_view","page":"`...)
-	b = append(b, pageNames[id*31%len(pageNames)]...)
-	return append(b, `"}`...)
+	return w.Close(ctx) // flushes, then stops
 }
 
-// decodeAndRoute decodes an event and sends it to its batcher.
-func decodeAndRoute(_ context.Context, m *pipeline.Message[Event]) error {
-	if err := json.Unmarshal(m.Data.Raw, &m.Data); err != nil {
-		return fmt.Errorf("event %d of its chunk: %w", m.Metadata.Index, err)
-	}
-	switch m.Data.Type {
-	case "purchase":
+// route validates an event and sends it to its batcher: purchases to the database, the rest to
+// analytics, keyed by type.
+func route(_ context.Context, m *pipeline.Message[Event]) error {
+	e := &m.Data
+	switch {
+	case e.User == "":
+		return errors.New("event without a user")
+	case e.Type == "purchase":
+		if e.Amount < 0 {
+			return fmt.Errorf("purchase %d: negative amount %.2f", e.ID, e.Amount)
+		}
 		m.SetBatcher("database")
-	case "page_view":
+	case e.Type == "page_view" || e.Type == "add_to_cart" || e.Type == "signup":
 		m.SetBatcher("analytics")
-		m.SetBatchKey(m.Data.Page)
+		m.SetBatchKey(e.Type)
 	default:
-		return errors.New("unknown event type " + strconv.Quote(m.Data.Type))
+		return fmt.Errorf("event %d: unknown type %q", e.ID, e.Type)
 	}
 	return nil
 }
 
-// table stands in for a database table, written one batch at a time.
-type table struct {
-	mu    sync.Mutex
-	rows  map[int64]Event
-	total float64
-}
-
-func (t *table) HandleBatch(_ context.Context, batch []pipeline.Message[Event], _ pipeline.BatchInfo) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for i := range batch {
-		e := batch[i].Data
-		if _, dup := t.rows[e.ID]; !dup {
-			e.Raw = nil
-			t.rows[e.ID] = e
-			t.total += e.Amount
-		}
+func printSummary(out io.Writer, s Summary, dbDesc string) {
+	fmt.Fprintf(out, "\nsummary\n")
+	fmt.Fprintf(out, "  stream:            %s\n", s.Stream)
+	fmt.Fprintf(out, "  written:           %d events\n", s.Written)
+	fmt.Fprintf(out, "  processed:         %d of %d acknowledged, %d failed\n", s.Acked, s.Written, s.Failed)
+	fmt.Fprintf(out, "  database batcher:  %d batches, %d rows (%s)\n", s.DatabaseBatches, s.DatabaseRows, dbDesc)
+	fmt.Fprintf(out, "  analytics batcher: %d batches, %d events in %d keys\n", s.AnalyticsBatch, s.AnalyticsEvents, len(s.Keys))
+	for _, k := range sortedKeys(s.Keys) {
+		a := s.Keys[k]
+		fmt.Fprintf(out, "    %-12s %7d events, %4d users, amount %.2f\n", k, a.Count, a.Users, a.Amount)
 	}
-	return nil
-}
-
-// pageCounts aggregates page views per page; each batch holds the views of one page.
-type pageCounts struct {
-	mu     sync.Mutex
-	counts map[string]int
-}
-
-func (p *pageCounts) HandleBatch(_ context.Context, batch []pipeline.Message[Event], info pipeline.BatchInfo) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.counts[info.Key] += len(batch)
-	return nil
-}
-
-func (p *pageCounts) top() string {
-	best := ""
-	for _, page := range slices.Sorted(maps.Keys(p.counts)) {
-		if best == "" || p.counts[page] > p.counts[best] {
-			best = page
-		}
+	fmt.Fprintf(out, "  failures:          %d, %d in the dead-letter stream\n", s.Failed, s.DeadLetters)
+	tail := "no"
+	if s.AtTail {
+		tail = "yes"
 	}
-	return best
+	fmt.Fprintf(out, "  committed offset:  %s (the stream's tail: %s)\n", s.Committed, tail)
+	rate := float64(s.Acked) / s.Elapsed.Seconds()
+	fmt.Fprintf(out, "  elapsed:           %v (%.0f events/s)\n", s.Elapsed.Round(time.Millisecond), rate)
 }
-
-// stats is the pipeline's observer: it counts what the summary prints.
-type stats struct {
-	pipeline.NopObserver
-	produced, acked, failed atomic.Int64
-
-	mu       sync.Mutex
-	batches  map[string]int
-	triggers map[pipeline.Trigger]int
-}
-
-func (s *stats) Produced(e pipeline.ProducedEvent) { s.produced.Add(int64(e.Messages)) }
-
-func (s *stats) Acked(e pipeline.AckEvent) { s.acked.Add(int64(e.Successful + e.Failed)) }
-
-func (s *stats) BatchHandled(e pipeline.BatchEvent) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.batches[e.Info.Batcher]++
-	s.triggers[e.Info.Trigger]++
-}
-
-var _ pipeline.Observer = (*stats)(nil)
