@@ -266,7 +266,7 @@ func viaPipeline(ctx context.Context, pool *pgxpool.Pool, table string, rows []r
 		}, nil),
 		Processors: []pipeline.ProcessorOptions[row]{{Concurrency: 2,
 			Handler: pipeline.HandlerFunc[row](func(context.Context, *pipeline.Message[row]) error { return nil })}},
-		Batchers: map[string]pipeline.BatcherOptions[row]{"db": {BatchSize: batch, BatchTimeout: time.Second, Concurrency: conc, Handler: handler}},
+		Batchers:       map[string]pipeline.BatcherOptions[row]{"db": {BatchSize: batch, BatchTimeout: time.Second, Concurrency: conc, Handler: handler}},
 		DefaultBatcher: "db",
 		Failure: pipeline.FailureOptions[row]{Policy: pipeline.FailHalt, Handler: pipeline.FailureHandlerFunc[row](func(_ context.Context, ms []pipeline.Message[row]) error {
 			failed = ms[0].Err()
@@ -299,4 +299,3 @@ func pgReachable(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 	}
 	return pool, nil
 }
-
