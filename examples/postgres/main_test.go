@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sluice-go/sluice/source/durablestreams/dstest"
+)
+
+func testDSN(t *testing.T) string {
+	dsn := os.Getenv("SLUICE_PG_DSN")
+	if dsn == "" {
+		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err == nil {
+		err = pool.Ping(ctx)
+		pool.Close()
+	}
+	if err != nil {
+		if os.Getenv("SLUICE_REQUIRE_POSTGRES") == "1" {
+			t.Fatalf("PostgreSQL required: %v", err)
+		}
+		t.Skipf("PostgreSQL unreachable: %v", err)
+	}
+	return dsn
+}
+
+func count(t *testing.T, dsn, table string) (rows, distinct int64) {
+	pool, err := pgxpool.New(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pool.QueryRow(context.Background(), fmt.Sprintf("SELECT count(*), count(DISTINCT id) FROM %s", table)).Scan(&rows, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	return rows, distinct
+}
+
+// A run writes every event once; a second run resumes at the checkpoint and reads nothing; a
+// run under another name re-reads everything and, through the redelivery path, inserts
+// nothing; the staging mode does the same.
+func TestStreamToPostgres(t *testing.T) {
+	dsn := testDSN(t)
+	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 64 << 10})
+	const n = 12_000
+	url := srv.StreamURL("events")
+	if err := writeSample(context.Background(), url, n); err != nil {
+		t.Fatal(err)
+	}
+	table := fmt.Sprintf("pg_example_test_%d", rand.Uint32())
+	name := table + "-pipeline"
+	t.Cleanup(func() {
+		pool, err := pgxpool.New(context.Background(), dsn)
+		if err == nil {
+			pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+table)
+			pool.Exec(context.Background(), "DELETE FROM sluice_checkpoints WHERE pipeline LIKE $1", table+"%")
+			pool.Close()
+		}
+	})
+	cfg := Config{DSN: dsn, URL: url, Name: name, Table: table, BatchSize: 700, Concurrency: 2}
+
+	res, err := run(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Read != n || res.Inserted != n || res.Fallbacks != 0 {
+		t.Fatalf("first run: %+v, want %d read and inserted", res, n)
+	}
+	if rows, distinct := count(t, dsn, table); rows != n || distinct != n {
+		t.Fatalf("table: %d rows, %d distinct ids; want %d", rows, distinct, n)
+	}
+
+	res, err = run(context.Background(), cfg, io.Discard)
+	if err != nil || res.Read != 0 || res.Inserted != 0 {
+		t.Fatalf("second run from the checkpoint: %+v, %v; want nothing read", res, err)
+	}
+
+	for _, staging := range []bool{false, true} {
+		c := cfg
+		c.Name, c.Staging = fmt.Sprintf("%s-again-%v", name, staging), staging
+		res, err = run(context.Background(), c, io.Discard)
+		if err != nil || res.Read != n || res.Inserted != 0 {
+			t.Fatalf("re-read (staging %v): %+v, %v; want %d read, none inserted", staging, res, err, n)
+		}
+		if !staging && res.Fallbacks == 0 {
+			t.Fatal("the re-read never took the redelivery path")
+		}
+	}
+	if rows, _ := count(t, dsn, table); rows != n {
+		t.Fatalf("after re-reads: %d rows, want %d", rows, n)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	if _, err := run(context.Background(), Config{Table: "x;drop", BatchSize: 1, Concurrency: 1}, io.Discard); err == nil {
+		t.Fatal("a bad table name was accepted")
+	}
+	if _, err := run(context.Background(), Config{Table: "x", BatchSize: 0, Concurrency: 1}, io.Discard); err == nil {
+		t.Fatal("batch 0 was accepted")
+	}
+}
