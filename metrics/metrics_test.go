@@ -2,8 +2,11 @@ package metrics_test
 
 import (
 	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/sluice-go/sluice/pipeline"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sluice-go/sluice/metrics"
@@ -104,5 +107,23 @@ func TestOptionsErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Handler serves what New registered on a NewRegistry, with the runtime collectors.
+func TestHandlerServesRegistry(t *testing.T) {
+	reg := metrics.NewRegistry()
+	m, err := metrics.New(reg, metrics.Options{Pipeline: "served"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Produced(pipeline.ProducedEvent{Messages: 7})
+	rec := httptest.NewRecorder()
+	metrics.Handler(reg).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{`sluice_messages_produced_total{pipeline="served"} 7`, "go_goroutines"} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("scrape lacks %q", want)
+		}
 	}
 }
