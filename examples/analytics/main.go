@@ -1,0 +1,348 @@
+// Command analytics computes per-key aggregates over tumbling windows of a live durable
+// stream, appends each window's results to an output stream, and serves Prometheus metrics:
+//
+//	go run ./examples/analytics [-duration 10s] [-rate 2000] [-window 1s] [-live sse] [-metrics 127.0.0.1:9464]
+//
+// By default it starts the in-process server and a generator that appends events (page views,
+// add-to-carts and purchases, each with a latency value) at -rate per second for -duration,
+// then closes the stream. A pipeline follows the stream live (SSE or long-poll), keys each event
+// by type in its processors (partitioned by key, so that each key's order is kept), and a
+// batcher, ordered per key, folds each batch into tumbling windows of event time: count, sum and
+// p95 of the latency per (type, window). A window is emitted — appended to the output stream
+// <stream>-windows through an idempotent Writer — once an event of its key at or after its end
+// has been seen; a closed stream (or Ctrl-C) drains the pipeline and emits the rest.
+// /metrics on the -metrics address serves the pipeline's, the producer's and the client's
+// metrics. With -url it reads and writes on another server instead (the generator still runs).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-go/sluice/metrics"
+	"github.com/sluice-go/sluice/pipeline"
+	ds "github.com/sluice-go/sluice/source/durablestreams"
+	"github.com/sluice-go/sluice/source/durablestreams/dstest"
+)
+
+// Config is what the flags set.
+type Config struct {
+	URL      string        // base URL of a server's streams; empty: the in-process server
+	Duration time.Duration // how long the generator appends
+	Rate     int           // events per second
+	Window   time.Duration // tumbling window length
+	Live     ds.LiveMode
+	Metrics  string // address of /metrics; empty: none
+}
+
+// Event is one generated event.
+type Event struct {
+	ID      int64   `json:"id"`
+	Type    string  `json:"type"`
+	User    string  `json:"user"`
+	Latency float64 `json:"latency_ms"`
+	TS      int64   `json:"ts"` // event time, Unix milliseconds
+}
+
+// Window is one emitted result: the aggregates of one key over one window.
+type Window struct {
+	Key   string  `json:"key"`
+	Start int64   `json:"start"` // Unix milliseconds, inclusive
+	End   int64   `json:"end"`   // exclusive
+	Count int     `json:"count"`
+	Sum   float64 `json:"sum"`
+	P95   float64 `json:"p95"`
+}
+
+func main() {
+	cfg := Config{}
+	live := "sse"
+	flag.StringVar(&cfg.URL, "url", "", "base URL of a Durable Streams server's streams, such as http://127.0.0.1:4437/v1/stream/ (default: the in-process server)")
+	flag.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long the generator appends events")
+	flag.IntVar(&cfg.Rate, "rate", 2000, "events per second")
+	flag.DurationVar(&cfg.Window, "window", time.Second, "tumbling window length")
+	flag.StringVar(&live, "live", live, "live mode: sse or long-poll")
+	flag.StringVar(&cfg.Metrics, "metrics", "127.0.0.1:9464", "loopback address serving /metrics (empty: none)")
+	flag.Parse()
+	switch live {
+	case "sse":
+		cfg.Live = ds.LiveSSE
+	case "long-poll":
+		cfg.Live = ds.LiveLongPoll
+	default:
+		log.Fatalf("-live %q: want sse or long-poll", live)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if _, err := run(ctx, cfg, os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Result is what a run did.
+type Result struct {
+	Stream, Output string
+	Generated      []Event
+	Windows        []Window
+	MetricsAddr    string
+}
+
+func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
+	var res Result
+	if cfg.Rate <= 0 || cfg.Window <= 0 || cfg.Duration <= 0 {
+		return res, fmt.Errorf("-rate, -window and -duration must be > 0, got %d, %v, %v", cfg.Rate, cfg.Window, cfg.Duration)
+	}
+	base := cfg.URL
+	if base == "" {
+		srv, err := dstest.NewServer(dstest.Options{})
+		if err != nil {
+			return res, err
+		}
+		defer srv.Close()
+		base = srv.StreamURL("")
+	}
+	reg := metrics.NewRegistry()
+	m, err := metrics.New(reg, metrics.Options{Pipeline: "analytics"})
+	if err != nil {
+		return res, err
+	}
+	name := fmt.Sprintf("analytics-%d", time.Now().UnixNano())
+	res.Stream = strings.TrimSuffix(base, "/") + "/" + name
+	res.Output = res.Stream + "-windows"
+	in := ds.NewStream(res.Stream, ds.WithContentType("application/json"), ds.WithObserver(m))
+	outS := ds.NewStream(res.Output, ds.WithContentType("application/json"), ds.WithObserver(m))
+	for _, s := range []*ds.Stream{in, outS} {
+		if _, err := s.Create(ctx, ds.CreateOptions{}); err != nil {
+			return res, fmt.Errorf("create %s: %w", s.URL(), err)
+		}
+	}
+	if cfg.Metrics != "" {
+		ln, err := net.Listen("tcp", cfg.Metrics)
+		if err != nil {
+			return res, fmt.Errorf("-metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics.Handler(reg))
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go hs.Serve(ln)
+		defer hs.Close()
+		res.MetricsAddr = ln.Addr().String()
+		fmt.Fprintf(out, "metrics: http://%s/metrics\n", res.MetricsAddr)
+	}
+
+	results, err := ds.NewWriter(outS, ds.DefaultWriterOptions("analytics-windows"))
+	if err != nil {
+		return res, err
+	}
+	win := newWindower(cfg.Window, func(w Window) error {
+		fmt.Fprintf(out, "window %-12s [%s, %s)  count %5d  sum %10.1f  p95 %6.1f ms\n", w.Key,
+			time.UnixMilli(w.Start).Format("15:04:05.000"), time.UnixMilli(w.End).Format("15:04:05.000"), w.Count, w.Sum, w.P95)
+		return results.AppendJSON(ctx, w)
+	})
+	prod, err := ds.NewProducer(ds.ProducerOptions[Event]{Stream: in, Name: "analytics", Live: cfg.Live, Observer: m})
+	if err != nil {
+		return res, err
+	}
+	m.WatchProducer(prod)
+	p, err := pipeline.New(pipeline.Options[Event]{
+		Name:     "analytics",
+		Producer: prod,
+		Processors: []pipeline.ProcessorOptions[Event]{{
+			Name:        "key",
+			Concurrency: 2,
+			PartitionBy: func(m *pipeline.Message[Event]) uint64 { return fnv(m.Data.Type) }, // a key stays on one goroutine
+			Handler: pipeline.HandlerFunc[Event](func(_ context.Context, m *pipeline.Message[Event]) error {
+				if m.Data.TS <= 0 {
+					return fmt.Errorf("event %d has no timestamp", m.Data.ID)
+				}
+				m.SetBatchKey(m.Data.Type)
+				return nil
+			}),
+		}},
+		Batchers: map[string]pipeline.BatcherOptions[Event]{
+			"windows": {BatchSize: 500, BatchTimeout: cfg.Window / 4, Concurrency: 2, Ordered: true, Handler: win},
+		},
+		DefaultBatcher: "windows",
+		Observer:       m,
+	})
+	if err != nil {
+		return res, err
+	}
+
+	// The generator appends for cfg.Duration (or until ctx ends), then closes the stream,
+	// which ends the pipeline's run.
+	genDone := make(chan error, 1)
+	go func() { genDone <- generate(ctx, in, cfg, &res.Generated) }()
+	fmt.Fprintf(out, "reading %s live (%s), windows of %v, results to %s\n", res.Stream, cfg.Live, cfg.Window, res.Output)
+	runErr := p.Run(context.WithoutCancel(ctx)) // the close of the stream ends it, also on Ctrl-C
+	genErr := <-genDone
+	if err := errors.Join(runErr, genErr); err != nil {
+		return res, err
+	}
+	if err := win.flush(); err != nil { // the windows still open at the end of the stream
+		return res, err
+	}
+	if err := results.Close(context.WithoutCancel(ctx)); err != nil {
+		return res, err
+	}
+	res.Windows, _, err = ds.ReadJSON[Window](context.WithoutCancel(ctx), outS, ds.ReadOptions{})
+	if err != nil {
+		return res, err
+	}
+	total := 0
+	for _, w := range res.Windows {
+		total += w.Count
+	}
+	fmt.Fprintf(out, "generated %d events; %d windows appended to the output stream, counting %d events\n", len(res.Generated), len(res.Windows), total)
+	return res, nil
+}
+
+var eventTypes = []string{"page_view", "add_to_cart", "purchase"}
+
+// generate appends events at cfg.Rate through an idempotent Writer until cfg.Duration has
+// passed or ctx ends, records them in *gen, then closes the stream.
+func generate(ctx context.Context, s *ds.Stream, cfg Config, gen *[]Event) error {
+	w, err := ds.NewWriter(s, ds.DefaultWriterOptions("analytics-generator"))
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	end := time.After(cfg.Duration)
+	start := time.Now()
+	var id int64
+	var werr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-end:
+			break loop
+		case now := <-tick.C:
+			due := int64(now.Sub(start).Seconds() * float64(cfg.Rate))
+			for ; id < due; id++ {
+				e := Event{ID: id, Type: eventTypes[id%3], User: fmt.Sprintf("u%d", id*7919%300),
+					Latency: float64(id%100) + 1, TS: now.UnixMilli()}
+				if werr = w.AppendJSON(ctx, e); werr != nil {
+					break loop
+				}
+				*gen = append(*gen, e)
+			}
+		}
+	}
+	cctx := context.WithoutCancel(ctx)
+	if _, err := w.CloseStream(cctx, nil); err != nil && werr == nil {
+		werr = err
+	}
+	if err := w.Close(cctx); err != nil && werr == nil && !errors.Is(err, ds.ErrWriterClosed) {
+		werr = err
+	}
+	return werr
+}
+
+// windower is the batch handler: it folds each key's events into tumbling windows of event
+// time and emits a window once an event of that key at or after its end arrives. The batcher
+// is ordered and the processors partitioned by key, so each key's events arrive in stream
+// order; events for a window already emitted (none, with one generator) are counted as late.
+type windower struct {
+	size time.Duration
+	emit func(Window) error
+
+	mu   sync.Mutex
+	keys map[string]*keyWindows
+	late int
+}
+
+type keyWindows struct {
+	open map[int64]*acc // by window start
+}
+
+type acc struct {
+	count  int
+	sum    float64
+	values []float64
+}
+
+func newWindower(size time.Duration, emit func(Window) error) *windower {
+	return &windower{size: size, emit: emit, keys: map[string]*keyWindows{}}
+}
+
+func (w *windower) HandleBatch(_ context.Context, batch []pipeline.Message[Event], info pipeline.BatchInfo) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	kw := w.keys[info.Key]
+	if kw == nil {
+		kw = &keyWindows{open: map[int64]*acc{}}
+		w.keys[info.Key] = kw
+	}
+	size := w.size.Milliseconds()
+	var maxTS int64
+	for i := range batch {
+		e := &batch[i].Data
+		start := e.TS - e.TS%size
+		a := kw.open[start]
+		if a == nil {
+			a = &acc{}
+			kw.open[start] = a
+		}
+		a.count++
+		a.sum += e.Latency
+		a.values = append(a.values, e.Latency)
+		maxTS = max(maxTS, e.TS)
+	}
+	// Emit, in order, the windows that end at or before the newest event of the key.
+	return w.emitLocked(info.Key, kw, func(start int64) bool { return start+size <= maxTS })
+}
+
+// flush emits every window still open.
+func (w *windower) flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for key, kw := range w.keys {
+		if err := w.emitLocked(key, kw, func(int64) bool { return true }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *windower) emitLocked(key string, kw *keyWindows, closed func(start int64) bool) error {
+	var starts []int64
+	for s := range kw.open {
+		if closed(s) {
+			starts = append(starts, s)
+		}
+	}
+	sortInt64(starts)
+	size := w.size.Milliseconds()
+	for _, s := range starts {
+		a := kw.open[s]
+		if err := w.emit(Window{Key: key, Start: s, End: s + size, Count: a.count, Sum: a.sum, P95: p95(a.values)}); err != nil {
+			return err
+		}
+		delete(kw.open, s)
+	}
+	return nil
+}
+
+// fnv returns the FNV-1a hash of s.
+func fnv(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
