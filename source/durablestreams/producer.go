@@ -570,7 +570,9 @@ func (p *Producer[T]) begin(ctx context.Context, c *Chunk) error {
 		p.cont = false
 		return nil
 	}
+	p.statsMu.Lock() // Stats reads start
 	p.start = string(info.StartOffset)
+	p.statsMu.Unlock()
 	p.chunkMsgs, p.chunkFail = 0, 0
 	p.chunks.Add(1)
 	if p.opts.Commit == CommitOnReceive {

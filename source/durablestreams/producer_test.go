@@ -215,3 +215,40 @@ func TestProducerOptionsValidation(t *testing.T) {
 		}
 	}
 }
+
+// Stats and Committed may be called from any goroutine while the pipeline runs (a metrics
+// scrape does): under -race this finds unsynchronised fields.
+func TestProducerStatsWhileRunning(t *testing.T) {
+	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 1 << 10})
+	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+	fillOpen(t, s, 3000, 10)
+	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, MaxPending: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	polled := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				polled <- n
+				return
+			default:
+				st := p.Stats()
+				_ = p.Committed()
+				if st.Pending > 200 {
+					t.Errorf("pending %d over the cap", st.Pending)
+				}
+				n++
+			}
+		}
+	}()
+	got := runStopAfter(t, p, 0)
+	close(stop)
+	if n := <-polled; n == 0 {
+		t.Fatal("Stats was never polled during the run")
+	}
+	got.exactlyOnce(t, 3000)
+}
