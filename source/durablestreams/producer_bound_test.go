@@ -129,53 +129,16 @@ func TestRefProducerLiveAndClose(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
 			fillOpen(t, s, 500, 50)
-			p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, Live: mode})
+			if mode != ds.LiveOff {
+				checkLiveTail(t, s, mode, 500, 1500)
+				return
+			}
+			appendEvents(t, s, 500, 1500, 50)
+			p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s})
 			if err != nil {
 				t.Fatal(err)
 			}
-			const n = 1500
-			got := newSeen()
-			reached := make(chan struct{})
-			var once sync.Once
-			pl := eventPipeline(t, p, func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
-				got.add(ms)
-				got.mu.Lock()
-				total := got.total
-				got.mu.Unlock()
-				if total >= n {
-					once.Do(func() { close(reached) })
-				}
-				return nil
-			})
-			if mode == ds.LiveOff {
-				appendEvents(t, s, 500, n, 50)
-				if err := pl.Run(runCtx(t)); err != nil {
-					t.Fatal(err)
-				}
-				got.exactlyOnce(t, n)
-				return
-			}
-			done := make(chan error, 1)
-			go func() { done <- pl.Run(runCtx(t)) }()
-			appendEvents(t, s, 500, n, 50)
-			select {
-			case <-reached:
-			case err := <-done:
-				t.Fatalf("the run ended before reading the appends: %v", err)
-			case <-time.After(30 * time.Second):
-				t.Fatal("live appends not picked up")
-			}
-			if _, err := s.Close(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-			got.exactlyOnce(t, n)
-			head, _ := s.Head(context.Background())
-			if p.Committed() != head.NextOffset {
-				t.Fatalf("committed %q, want %q", p.Committed(), head.NextOffset)
-			}
+			runStopAfter(t, p, 0).exactlyOnce(t, 1500)
 		})
 	}
 }

@@ -110,52 +110,59 @@ func TestProducerLiveTailAndClose(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			srv := dstest.ForTest(t, dstest.Options{LongPollTimeout: 100 * time.Millisecond, SSELifetime: 300 * time.Millisecond})
 			s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
-			const n = 1200
 			fillOpen(t, s, 200, 50)
-			p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, Live: mode})
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := newSeen()
-			reached := make(chan struct{})
-			var once sync.Once
-			pl := eventPipeline(t, p, func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
-				got.add(ms)
-				got.mu.Lock()
-				total := got.total
-				got.mu.Unlock()
-				if total >= n {
-					once.Do(func() { close(reached) })
-				}
-				return nil
-			})
-			done := make(chan error, 1)
-			go func() { done <- pl.Run(runCtx(t)) }()
-			appendEvents(t, s, 200, n, 40)
-			select {
-			case <-reached:
-			case err := <-done:
-				t.Fatalf("the run ended before reading the appends: %v", err)
-			case <-time.After(30 * time.Second):
-				t.Fatalf("live appends not picked up: saw %d of %d", got.total, n)
-			}
-			if _, err := s.Close(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("closing the stream did not end the run")
-			}
-			got.exactlyOnce(t, n)
-			head, _ := s.Head(context.Background())
-			if p.Committed() != head.NextOffset {
-				t.Fatalf("committed %q, want the final offset %q", p.Committed(), head.NextOffset)
-			}
+			checkLiveTail(t, s, mode, 200, 1200)
 		})
+	}
+}
+
+// checkLiveTail runs a pipeline following s (which holds events 0..have-1) in mode, appends
+// events up to n while it runs, waits until it has handled them all, closes the stream, and
+// checks that the run ends with nil, every event handled once, the tail committed.
+func checkLiveTail(t *testing.T, s *ds.Stream, mode ds.LiveMode, have, n int) {
+	t.Helper()
+	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, Live: mode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := newSeen()
+	reached := make(chan struct{})
+	var once sync.Once
+	pl := eventPipeline(t, p, func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
+		got.add(ms)
+		got.mu.Lock()
+		total := got.total
+		got.mu.Unlock()
+		if total >= n {
+			once.Do(func() { close(reached) })
+		}
+		return nil
+	})
+	done := make(chan error, 1)
+	go func() { done <- pl.Run(runCtx(t)) }()
+	appendEvents(t, s, have, n, 40)
+	select {
+	case <-reached:
+	case err := <-done:
+		t.Fatalf("the run ended before reading the appends: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("live appends not picked up: saw %d of %d", got.total, n)
+	}
+	if _, err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("closing the stream did not end the run")
+	}
+	got.exactlyOnce(t, n)
+	head, _ := s.Head(context.Background())
+	if p.Committed() != head.NextOffset {
+		t.Fatalf("committed %q, want the final offset %q", p.Committed(), head.NextOffset)
 	}
 }
 
