@@ -42,7 +42,9 @@ func checkBackpressure(t *testing.T, s *ds.Stream, n int) {
 				}
 				return nil
 			})}},
-		Batchers: map[string]pipeline.BatcherOptions[event]{"sink": {BatchSize: 500, BatchTimeout: time.Millisecond, Concurrency: 2,
+		// Batches close on size only, so that the stages hold whatever the producer hands out
+		// (two blocked batches of 500 and one filling) and the producer's bound is what stops it.
+		Batchers: map[string]pipeline.BatcherOptions[event]{"sink": {BatchSize: 500, BatchTimeout: time.Hour, Concurrency: 2,
 			Handler: pipeline.BatchHandlerFunc[event](func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
 				<-release
 				if pend := int64(p.Stats().Pending); pend > maxSeen.Load() {
