@@ -115,7 +115,7 @@ func TestCrashKill(t *testing.T) {
 	if _, err := s.Create(ctx, ds.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	const n, perAppend = 50000, 10
+	const n, perAppend = 80000, 10
 	after := make([]ds.Offset, n) // the offset after each event's append
 	batch := make([]crashEvent, 0, perAppend)
 	for i := range n {
