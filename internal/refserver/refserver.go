@@ -92,13 +92,28 @@ func Install(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("refserver: npm install in %s: %w\n%s", dir, err, out)
 	}
-	if !installed(dir) {
+	if !serverPackage(dir) {
 		return fmt.Errorf("refserver: npm install in %s did not install @durable-streams/server %s", dir, Version)
+	}
+	// Only now is the install complete: another process that checks installed without the
+	// lock must not find the server's package while npm is still writing its dependencies.
+	if err := os.WriteFile(filepath.Join(dir, "node_modules", installedMarker), []byte(Version), 0o644); err != nil {
+		return fmt.Errorf("refserver: %w", err)
 	}
 	return nil
 }
 
+// installedMarker is written into node_modules once an install has completed.
+const installedMarker = ".sluice-refserver-installed"
+
+// installed reports whether a completed install of the pinned server is in dir.
 func installed(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "node_modules", installedMarker))
+	return err == nil && string(b) == Version && serverPackage(dir)
+}
+
+// serverPackage reports whether the pinned server's package is in dir's node_modules.
+func serverPackage(dir string) bool {
 	b, err := os.ReadFile(filepath.Join(dir, "node_modules", "@durable-streams", "server", "package.json"))
 	if err != nil {
 		return false
