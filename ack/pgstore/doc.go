@@ -22,6 +22,27 @@
 // refused save is not an error: the store already holds a later offset. Saves are atomic:
 // a Load sees the old offset or the new one.
 //
+// # Cancellation
+//
+// Every method honours its context: one that has already ended changes nothing, and one that
+// ends while a statement runs makes the method return with an error wrapping the context's
+// error. What happens to the statement on the server depends on the pool. By default pgx
+// closes the connection at once without telling the server, so a Save that was waiting (on a
+// lock, say) may still complete after it returned its error. A pool built with pgconn's
+// CancelRequestContextWatcherHandler sends the server a cancel request and waits for its
+// answer (at most DeadlineDelay), so the statement is aborted unless it had already finished:
+//
+//	cfg, err := pgxpool.ParseConfig(dsn)
+//	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+//		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 5 * time.Second}
+//	}
+//	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+//
+// Either way nothing unsafe is saved: a failed Save that lands late records an offset the
+// pipeline had committed, and it cannot move a later one backwards. Like any database
+// commit whose reply is lost, a Save that fails may or may not have taken effect; only a
+// Save that succeeded is known to be durable.
+//
 // # Use
 //
 //	pool, err := pgxpool.New(ctx, "postgres://postgres@127.0.0.1:5432/test")

@@ -96,7 +96,8 @@ func New(ctx context.Context, db DB, opts Options) (*Store, error) {
 // Table returns the table's quoted name.
 func (s *Store) Table() string { return s.table }
 
-// Load returns the offset saved for key. It blocks for one query.
+// Load returns the offset saved for key. It blocks for one query; when ctx ends first, the
+// error wraps ctx's error.
 func (s *Store) Load(ctx context.Context, key string) (string, bool, error) {
 	if key == "" {
 		return "", false, fmt.Errorf("pgstore: load: %w", ack.ErrEmptyKey)
@@ -110,7 +111,7 @@ func (s *Store) Load(ctx context.Context, key string) (string, bool, error) {
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("pgstore: load %q from %s: %w", key, s.table, err)
+		return "", false, withCtxErr(ctx, fmt.Errorf("pgstore: load %q from %s: %w", key, s.table, err))
 	}
 	return off, true, nil
 }
@@ -118,6 +119,11 @@ func (s *Store) Load(ctx context.Context, key string) (string, bool, error) {
 // Save records offset as key's committed offset unless the saved one already sorts after
 // it (see the package documentation): an offset never moves backwards. It blocks for one
 // statement, which PostgreSQL commits durably before it returns.
+//
+// With a context that has already ended, Save returns its error and changes nothing. When
+// ctx ends while the statement runs, Save returns an error wrapping ctx's error, and whether
+// the statement still takes effect depends on the connection: see "Cancellation" in the
+// package documentation.
 func (s *Store) Save(ctx context.Context, key, offset string) error {
 	if key == "" {
 		return fmt.Errorf("pgstore: save: %w", ack.ErrEmptyKey)
@@ -130,7 +136,17 @@ func (s *Store) Save(ctx context.Context, key, offset string) error {
 		pipeline, source = "", key
 	}
 	if _, err := s.db.Exec(ctx, s.save, key, pipeline, source, offset); err != nil {
-		return fmt.Errorf("pgstore: save %q to %s: %w", key, s.table, err)
+		return withCtxErr(ctx, fmt.Errorf("pgstore: save %q to %s: %w", key, s.table, err))
 	}
 	return nil
+}
+
+// withCtxErr makes err wrap ctx's error too when ctx has ended, whatever error the driver
+// reported (a server's "canceling statement" error, a closed connection), so that callers
+// can test for cancellation with errors.Is.
+func withCtxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w: %w", cerr, err)
+	}
+	return err
 }

@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sluice-go/sluice/ack"
@@ -161,5 +164,114 @@ func TestNewCreatesAndValidates(t *testing.T) {
 	s, _ := pgstore.New(ctx, pool, pgstore.Options{Table: "sluice_missing_" + table, NoCreate: true})
 	if err := s.Save(ctx, "k", "1"); err == nil || !strings.Contains(err.Error(), "sluice_missing_") {
 		t.Fatalf("save to a missing table: %v, want an error naming the table", err)
+	}
+}
+
+// A Save that is waiting on the database (here, on a row another transaction holds) returns
+// when its context is cancelled, with an error wrapping context.Canceled. With pgx's default
+// connection settings the statement may still complete on the server after Save returned; with
+// a pool that sends cancel requests (see the package documentation) it is aborted and the
+// offset stays where it was. Either way the store goes on working.
+func TestSaveHonoursCancellationWhileWaiting(t *testing.T) {
+	for _, sendCancel := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cancel request %v", sendCancel), func(t *testing.T) {
+			pool := testPool(t)
+			if sendCancel {
+				pool = cancellingPool(t)
+			}
+			saveCancelledWhileWaiting(t, pool, sendCancel)
+		})
+	}
+}
+
+// cancellingPool is a pool whose connections abort a running statement on the server when
+// its context ends, as the package documentation shows.
+func cancellingPool(t *testing.T) *pgxpool.Pool {
+	cfg, err := pgxpool.ParseConfig(dsn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 10 * time.Second}
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func saveCancelledWhileWaiting(t *testing.T, pool *pgxpool.Pool, aborted bool) {
+	ctx := context.Background()
+	s, err := pgstore.New(ctx, pool, pgstore.Options{Table: tempTable(t, pool)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "orders|http://example/v1/stream/orders"
+	const before, cancelled, later = "0000000000000000_0000000000000010", "0000000000000000_0000000000000020", "0000000000000000_0000000000000030"
+	if err := s.Save(ctx, key, before); err != nil {
+		t.Fatal(err)
+	}
+	// Another transaction locks the row, so the next Save waits for it.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM `+s.Table()+` WHERE key = $1 FOR UPDATE`, key); err != nil {
+		t.Fatal(err)
+	}
+	var holder int
+	if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+
+	saveCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Save(saveCtx, key, cancelled) }()
+
+	// Wait until the Save is blocked behind the holder (or has returned, which is a failure).
+	waitCtx, waitCancel := context.WithTimeout(ctx, 30*time.Second)
+	defer waitCancel()
+	for blocked := false; !blocked; {
+		select {
+		case err := <-done:
+			t.Fatalf("Save returned (%v) while the row was locked", err)
+		default:
+		}
+		err := pool.QueryRow(waitCtx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid)))`, holder).Scan(&blocked)
+		if err != nil {
+			t.Fatalf("waiting for the Save to block: %v", err)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled Save: %v, want an error wrapping context.Canceled", err)
+		}
+	case <-waitCtx.Done():
+		t.Fatal("a cancelled Save did not return")
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := s.Load(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aborted && got != before {
+		t.Fatalf("after a Save aborted on the server: %q; want %q", got, before)
+	}
+	if got != before && got != cancelled {
+		t.Fatalf("after the cancelled Save: %q; want %q or %q", got, before, cancelled)
+	}
+	if err := s.Save(ctx, key, later); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := s.Load(ctx, key); err != nil || got != later {
+		t.Fatalf("after a later Save: %q, %v; want %q", got, err, later)
 	}
 }
