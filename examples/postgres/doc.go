@@ -12,6 +12,11 @@
 //     staging table and moved with INSERT … ON CONFLICT DO NOTHING, in one transaction;
 //   - with -staging every batch takes the staging path.
 //
+// Rows are inserted in source-position order, so two programs writing the same stream into
+// the same table at once (an old deployment beside its replacement) never deadlock; a batch
+// that PostgreSQL aborts as a deadlock victim anyway (against a writer in another order) is
+// tried again through the staging path, up to three times.
+//
 // The committed offset is saved in PostgreSQL too (package ack/pgstore, table
 // sluice_checkpoints), under the pipeline name (-name): a second run resumes after the last
 // chunk the first one finished. The program creates its tables. Without -url it starts the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -9,6 +10,8 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -198,13 +201,21 @@ func createTable(ctx context.Context, pool *pgxpool.Pool, table string) error {
 		amount      double precision NOT NULL,
 		PRIMARY KEY (stream, chunk_start, idx)
 	)`)
-	if err != nil {
+	// Two programs creating the table at once: one loses the race on the catalog (a unique
+	// violation, or "already exists"), and the table is there.
+	var pe *pgconn.PgError
+	if err != nil && !(errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P07")) {
 		return fmt.Errorf("create table %s: %w", table, err)
 	}
 	return nil
 }
 
 // sink writes batches to the table, idempotently.
+//
+// Every writer inserts a batch's rows in source-position order (stream, chunk start, index,
+// compared byte-wise), so writers that insert the same rows at once (two pipelines on one
+// stream, an old process beside its replacement) wait for one another but never deadlock:
+// the one that waits goes on once the other commits, and takes the insert-if-absent path.
 type sink struct {
 	pool      *pgxpool.Pool
 	table     string
@@ -213,47 +224,88 @@ type sink struct {
 	fallbacks atomic.Int64
 }
 
+// maxAttempts bounds the attempts at the insert-if-absent path of one batch when PostgreSQL
+// aborts it as a deadlock victim or on a serialization failure, which can only happen against
+// writers that do not follow the sink's order.
+const maxAttempts = 3
+
 func (s *sink) HandleBatch(ctx context.Context, batch []pipeline.Message[Event], _ pipeline.BatchInfo) error {
+	order := make([]int, len(batch))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return comparePosition(&batch[a], &batch[b]) })
 	rows := func() pgx.CopyFromSource {
 		return pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
-			m := &batch[i]
-			url := ""
-			if cm := ds.ChunkMetaOf(m.Metadata); cm != nil {
-				url = cm.URL
-			}
-			return []any{url, m.Metadata.ChunkStart, int32(m.Metadata.Index), m.Data.ID, m.Data.User, m.Data.Type, m.Data.Amount}, nil
+			m := &batch[order[i]]
+			return []any{streamOf(m), m.Metadata.ChunkStart, int32(m.Metadata.Index), m.Data.ID, m.Data.User, m.Data.Type, m.Data.Amount}, nil
 		})
 	}
 	if !s.staging {
 		n, err := s.pool.CopyFrom(ctx, pgx.Identifier{s.table}, columns, rows())
-		var pe *pgconn.PgError
 		if err == nil {
 			s.inserted.Add(n)
 			return nil
 		}
-		if !errors.As(err, &pe) || pe.Code != "23505" {
+		if !hasCode(err, "23505") && !retryable(err) {
 			return err
 		}
-		// A row of the batch is there already: the batch is a redelivery. The COPY was
-		// rolled back whole; insert what is missing.
+		// A row of the batch is there already: the batch is a redelivery, or another writer
+		// has it. The COPY was rolled back whole; insert what is missing.
 		s.fallbacks.Add(1)
 	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		t := pgx.Identifier{s.table}.Sanitize()
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE staging (LIKE `+t+`) ON COMMIT DROP`); err != nil {
+	t := pgx.Identifier{s.table}.Sanitize()
+	var err error
+	for range maxAttempts {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `CREATE TEMP TABLE staging (LIKE `+t+`) ON COMMIT DROP`); err != nil {
+				return err
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging"}, columns, rows()); err != nil {
+				return err
+			}
+			tag, err := tx.Exec(ctx, `INSERT INTO `+t+` SELECT * FROM staging
+				ORDER BY stream COLLATE "C", chunk_start COLLATE "C", idx ON CONFLICT DO NOTHING`)
+			if err != nil {
+				return err
+			}
+			s.inserted.Add(tag.RowsAffected())
+			return nil
+		})
+		if err == nil || !retryable(err) || ctx.Err() != nil {
 			return err
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging"}, columns, rows()); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `INSERT INTO `+t+` SELECT * FROM staging ON CONFLICT DO NOTHING`)
-		if err != nil {
-			return err
-		}
-		s.inserted.Add(tag.RowsAffected())
-		return nil
-	})
+	}
+	return err
 }
+
+// comparePosition orders messages by source position: stream URL, chunk start, index.
+func comparePosition(a, b *pipeline.Message[Event]) int {
+	if c := strings.Compare(streamOf(a), streamOf(b)); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Metadata.ChunkStart, b.Metadata.ChunkStart); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Metadata.Index, b.Metadata.Index)
+}
+
+// streamOf returns the URL of the stream m was read from.
+func streamOf(m *pipeline.Message[Event]) string {
+	if cm := ds.ChunkMetaOf(m.Metadata); cm != nil {
+		return cm.URL
+	}
+	return ""
+}
+
+func hasCode(err error, code string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == code
+}
+
+// retryable reports whether PostgreSQL aborted the statement as a deadlock victim or on a
+// serialization failure: trying again can succeed.
+func retryable(err error) bool { return hasCode(err, "40P01") || hasCode(err, "40001") }
 
 func validIdent(s string) bool {
 	if s == "" || len(s) > 63 || (s[0] >= '0' && s[0] <= '9') {

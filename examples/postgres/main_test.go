@@ -110,3 +110,50 @@ func TestBadConfig(t *testing.T) {
 		t.Fatal("batch 0 was accepted")
 	}
 }
+
+// Two pipelines (two names, so two checkpoints) read the same stream into the same table at
+// the same time, as an old deployment still running beside its replacement would: both
+// finish, and every event is in the table once.
+func TestTwoPipelinesAtOnce(t *testing.T) {
+	dsn := testDSN(t)
+	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 16 << 10})
+	const n = 20_000
+	url := srv.StreamURL("events")
+	if err := writeSample(context.Background(), url, n); err != nil {
+		t.Fatal(err)
+	}
+	table := fmt.Sprintf("pg_example_test_%d", rand.Uint32())
+	t.Cleanup(func() {
+		pool, err := pgxpool.New(context.Background(), dsn)
+		if err == nil {
+			pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+table)
+			pool.Exec(context.Background(), "DELETE FROM sluice_checkpoints WHERE pipeline LIKE $1", table+"%")
+			pool.Close()
+		}
+	})
+	type outcome struct {
+		res Result
+		err error
+	}
+	done := make(chan outcome, 2)
+	for i := range 2 {
+		cfg := Config{DSN: dsn, URL: url, Name: fmt.Sprintf("%s-%d", table, i), Table: table, BatchSize: 300, Concurrency: 3}
+		go func() {
+			res, err := run(context.Background(), cfg, io.Discard)
+			done <- outcome{res, err}
+		}()
+	}
+	var inserted int64
+	for _, o := range []outcome{<-done, <-done} {
+		if o.err != nil {
+			t.Fatal(o.err)
+		}
+		if o.res.Read != n {
+			t.Fatalf("a pipeline read %d events, want %d", o.res.Read, n)
+		}
+		inserted += o.res.Inserted
+	}
+	if rows, distinct := count(t, dsn, table); rows != n || distinct != n || inserted != n {
+		t.Fatalf("table: %d rows, %d distinct ids, %d inserted by the two; want %d", rows, distinct, inserted, n)
+	}
+}
