@@ -10,10 +10,12 @@
 //   - sluice, staging + insert-if-absent: a pipeline (an in-memory producer, 2 processors, a
 //     batcher of 10,000 rows with 2 batch processors) whose batch handler copies each batch into a
 //     temporary staging table and moves it with INSERT … ON CONFLICT DO NOTHING, in one
-//     transaction: the idempotent sink of examples/postgres.
+//     transaction (examples/postgres with -staging).
 //   - sluice, COPY; insert-if-absent on redelivery: the same pipeline whose handler copies each
 //     batch straight into the table, and only when that fails on a row already there (a
-//     redelivered batch) goes through staging and insert-if-absent.
+//     redelivered batch) goes through staging and insert-if-absent: the idempotent sink of
+//     examples/postgres. Both idempotent sinks put each batch's rows in source-position
+//     order first, as the example does, so that concurrent writers never deadlock.
 //   - sluice, insert-if-absent from arrays: one INSERT … SELECT FROM unnest(…) ON CONFLICT DO
 //     NOTHING per batch.
 //   - sluice, COPY per batch: the same pipeline whose handler copies each batch straight into the
@@ -24,6 +26,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -31,6 +34,7 @@ import (
 	"log"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -98,6 +102,17 @@ const streamURL = "http://127.0.0.1:4437/v1/stream/bench-orders"
 func rowAt(i int) row {
 	return row{stream: streamURL, chunk: fmt.Sprintf("0000000000000000_%016d", i/1000*100_000), idx: int32(i % 1000),
 		id: int64(i), user: fmt.Sprintf("u%d", i%300), typ: "purchase", amount: float64(i%100) + 0.5}
+}
+
+// comparePosition orders rows by source position: stream, chunk start, index.
+func comparePosition(a, b *row) int {
+	if c := strings.Compare(a.stream, b.stream); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.chunk, b.chunk); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.idx, b.idx)
 }
 
 func (r *row) values() []any {
@@ -220,10 +235,19 @@ const (
 
 func viaPipeline(ctx context.Context, pool *pgxpool.Pool, table string, rows []row, batch, conc int, kind sinkKind) error {
 	unnest := "INSERT INTO " + table + " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::float8[]) ON CONFLICT DO NOTHING"
-	insert := "INSERT INTO " + table + " SELECT * FROM staging ON CONFLICT DO NOTHING"
+	insert := "INSERT INTO " + table + ` SELECT * FROM staging ORDER BY stream COLLATE "C", chunk_start COLLATE "C", idx ON CONFLICT DO NOTHING`
 	createStaging := "CREATE TEMP TABLE staging (LIKE " + table + ") ON COMMIT DROP"
 	handler := pipeline.BatchHandlerFunc[row](func(ctx context.Context, ms []pipeline.Message[row], _ pipeline.BatchInfo) error {
-		src := pgx.CopyFromSlice(len(ms), func(i int) ([]any, error) { return ms[i].Data.values(), nil })
+		// The idempotent sinks insert in source-position order, as examples/postgres does, so
+		// that concurrent writers of the same rows never deadlock.
+		order := make([]int, len(ms))
+		for i := range order {
+			order[i] = i
+		}
+		if kind == sinkStaging || kind == sinkOptimistic {
+			slices.SortFunc(order, func(a, b int) int { return comparePosition(&ms[a].Data, &ms[b].Data) })
+		}
+		src := pgx.CopyFromSlice(len(ms), func(i int) ([]any, error) { return ms[order[i]].Data.values(), nil })
 		if kind == sinkUnnest {
 			streams, chunks, users, types := make([]string, len(ms)), make([]string, len(ms)), make([]string, len(ms)), make([]string, len(ms))
 			idx, ids, amounts := make([]int32, len(ms)), make([]int64, len(ms)), make([]float64, len(ms))
@@ -242,7 +266,7 @@ func viaPipeline(ctx context.Context, pool *pgxpool.Pool, table string, rows []r
 			}
 			// Some rows are there already: a redelivered batch. The COPY changed nothing;
 			// go through staging and insert what is missing.
-			src = pgx.CopyFromSlice(len(ms), func(i int) ([]any, error) { return ms[i].Data.values(), nil })
+			src = pgx.CopyFromSlice(len(ms), func(i int) ([]any, error) { return ms[order[i]].Data.values(), nil })
 		}
 		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, createStaging); err != nil {
