@@ -16,11 +16,13 @@
 // # Offsets never move backwards
 //
 // Durable Streams offsets are opaque, but the protocol orders them lexicographically within a
-// stream. Save is one upsert that replaces the saved offset only when the new one sorts
-// after it, byte by byte (the column's "C" collation), or when the saved one is a sentinel
-// ("-1", "now"): a save from a stale process, or one that arrives late, changes nothing. Such a
-// refused save is not an error: the store already holds a later offset. Saves are atomic:
-// a Load sees the old offset or the new one.
+// stream. Save is one upsert that replaces the saved offset only when the new one sorts after
+// it, byte by byte (the column's "C" collation): a save from a stale process, or one that
+// arrives late, changes nothing. Such a refused save is not an error: the store already holds
+// a later offset. The sentinels "-1" (the beginning) and "now" (the tail) are no positions: a
+// real offset always replaces a saved sentinel, and a sentinel never replaces a real offset
+// (although "now" sorts after every offset the servers return). Saves are atomic: a Load sees
+// the old offset or the new one.
 //
 // # Cancellation
 //

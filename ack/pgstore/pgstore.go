@@ -72,7 +72,8 @@ func New(ctx context.Context, db DB, opts Options) (*Store, error) {
 	s.load = `SELECT "offset" FROM ` + s.table + ` WHERE key = $1`
 	s.save = `INSERT INTO ` + s.table + ` AS t (key, pipeline, source, "offset") VALUES ($1, $2, $3, $4)
 		ON CONFLICT (key) DO UPDATE SET "offset" = EXCLUDED."offset", updated_at = now()
-		WHERE t."offset" IN ('-1', 'now') OR t."offset" < EXCLUDED."offset"`
+		WHERE t."offset" IN ('-1', 'now')
+			OR (EXCLUDED."offset" NOT IN ('-1', 'now') AND t."offset" < EXCLUDED."offset")`
 	if !opts.NoCreate {
 		create := `CREATE TABLE IF NOT EXISTS ` + s.table + ` (
 			key        text PRIMARY KEY,
