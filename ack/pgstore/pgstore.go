@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sluice-go/sluice/ack"
 )
@@ -52,8 +53,8 @@ var _ ack.CheckpointStore = (*Store)(nil)
 // Options.NoCreate). It blocks for the CREATE TABLE round trip; ctx bounds it. An invalid
 // table name is reported naming Options.Table.
 func New(ctx context.Context, db DB, opts Options) (*Store, error) {
-	if db == nil {
-		return nil, errors.New("pgstore: nil DB")
+	if isNil(db) {
+		return nil, errors.New("pgstore: db is nil")
 	}
 	name := opts.Table
 	if name == "" {
@@ -92,6 +93,19 @@ func New(ctx context.Context, db DB, opts Options) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// isNil reports whether db is nil, or a nil pool or connection in the interface.
+func isNil(db DB) bool {
+	switch d := db.(type) {
+	case nil:
+		return true
+	case *pgxpool.Pool:
+		return d == nil
+	case *pgx.Conn:
+		return d == nil
+	}
+	return false
 }
 
 // Table returns the table's quoted name.

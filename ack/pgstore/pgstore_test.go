@@ -276,3 +276,14 @@ func saveCancelledWhileWaiting(t *testing.T, pool *pgxpool.Pool, aborted bool) {
 		t.Fatalf("after a later Save: %q, %v; want %q", got, err, later)
 	}
 }
+
+// A nil handle is refused at once, also when it is a typed nil in the interface.
+func TestNewRefusesNilDB(t *testing.T) {
+	var pool *pgxpool.Pool
+	var conn *pgx.Conn
+	for _, db := range []pgstore.DB{nil, pool, conn} {
+		if _, err := pgstore.New(context.Background(), db, pgstore.Options{}); err == nil || !strings.Contains(err.Error(), "nil") {
+			t.Fatalf("New(%T(nil)): %v, want an error saying db is nil", db, err)
+		}
+	}
+}
