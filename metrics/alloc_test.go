@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/metrics"
 	"github.com/sluice-go/sluice/pipeline"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
@@ -27,13 +28,13 @@ func TestEventsAllocateNothing(t *testing.T) {
 		m.Retried(pipeline.RetryEvent{Stage: "parse", Messages: 1, Attempt: 2})
 		m.Acked(pipeline.AckEvent{Successful: 8, Failed: 2, Halted: 0})
 		m.Drain(pipeline.DrainEvent{Step: pipeline.DrainStarted, Elapsed: time.Millisecond})
-		m.RequestStart(ds.RequestStartEvent{Op: ds.OpRead, Method: "GET", Attempt: 1})
-		m.RequestDone(ds.RequestDoneEvent{Op: ds.OpRead, Method: "GET", Attempt: 1, Status: 200, Duration: time.Millisecond})
-		m.Retry(ds.RetryEvent{Op: ds.OpAppend, Attempt: 2, Err: errX})
-		m.Reconnect(ds.ReconnectEvent{Live: ds.LiveSSE})
-		m.Chunk(ds.ChunkEvent{Items: 3, Bytes: 30})
-		m.ConsumerBatch(ds.ConsumerBatchEvent{Items: 3, Bytes: 30, Duration: time.Millisecond})
-		m.WriterBatch(ds.WriterBatchEvent{Items: 3, Bytes: 30, Duration: time.Millisecond})
+		m.RequestStart(dsclient.RequestStartEvent{Op: dsclient.OpRead, Method: "GET", Attempt: 1})
+		m.RequestDone(dsclient.RequestDoneEvent{Op: dsclient.OpRead, Method: "GET", Attempt: 1, Status: 200, Duration: time.Millisecond})
+		m.Retry(dsclient.RetryEvent{Op: dsclient.OpAppend, Attempt: 2, Err: errX})
+		m.Reconnect(dsclient.ReconnectEvent{Live: dsclient.LiveSSE})
+		m.Chunk(dsclient.ChunkEvent{Items: 3, Bytes: 30})
+		m.ConsumerBatch(dsclient.ConsumerBatchEvent{Items: 3, Bytes: 30, Duration: time.Millisecond})
+		m.WriterBatch(dsclient.WriterBatchEvent{Items: 3, Bytes: 30, Duration: time.Millisecond})
 		m.ProducerChunk(ds.ProducerChunkEvent{Messages: 3, DecodeFailures: 1})
 		m.Committed(ds.CommitEvent{Offset: "1"})
 		m.CheckpointSaved(ds.CheckpointEvent{Offset: "1", Duration: time.Millisecond})

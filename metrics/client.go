@@ -4,10 +4,10 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sluice-go/sluice/source/durablestreams"
+	"github.com/sluice-go/sluice/dsclient"
 )
 
-var _ durablestreams.Observer = (*Metrics)(nil)
+var _ dsclient.Observer = (*Metrics)(nil)
 
 type clientMetrics struct {
 	requests        *prometheus.CounterVec
@@ -36,8 +36,8 @@ type clientMetrics struct {
 	writerDuplicate prometheus.Counter
 	writerErr       prometheus.Counter
 
-	ops       *children[durablestreams.Op, *opMetrics]
-	liveModes *children[durablestreams.LiveMode, prometheus.Counter]
+	ops       *children[dsclient.Op, *opMetrics]
+	liveModes *children[dsclient.LiveMode, prometheus.Counter]
 }
 
 // opMetrics are one operation's pre-bound collectors.
@@ -93,7 +93,7 @@ func newClientMetrics(f *factory) *clientMetrics {
 	m.writerAcked = m.writerBatches.WithLabelValues("acked")
 	m.writerDuplicate = m.writerBatches.WithLabelValues("duplicate")
 	m.writerErr = m.writerBatches.WithLabelValues("error")
-	m.ops = newChildren(func(op durablestreams.Op) *opMetrics {
+	m.ops = newChildren(func(op dsclient.Op) *opMetrics {
 		name := string(op)
 		if name == "" {
 			name = "unknown"
@@ -107,7 +107,7 @@ func newClientMetrics(f *factory) *clientMetrics {
 			}),
 		}
 	})
-	m.liveModes = newChildren(func(l durablestreams.LiveMode) prometheus.Counter {
+	m.liveModes = newChildren(func(l dsclient.LiveMode) prometheus.Counter {
 		return m.reconnects.WithLabelValues(l.String())
 	})
 	return m
@@ -120,33 +120,33 @@ func statusLabel(status int) string {
 	return strconv.Itoa(status)
 }
 
-// RequestStart implements durablestreams.Observer: the attempt counts as in flight.
-func (m *Metrics) RequestStart(e durablestreams.RequestStartEvent) {
+// RequestStart implements dsclient.Observer: the attempt counts as in flight.
+func (m *Metrics) RequestStart(e dsclient.RequestStartEvent) {
 	m.client.ops.get(e.Op).inFlight.Inc()
 }
 
-// RequestDone implements durablestreams.Observer: it counts the attempt by operation and
+// RequestDone implements dsclient.Observer: it counts the attempt by operation and
 // status and observes its duration.
-func (m *Metrics) RequestDone(e durablestreams.RequestDoneEvent) {
+func (m *Metrics) RequestDone(e dsclient.RequestDoneEvent) {
 	o := m.client.ops.get(e.Op)
 	o.inFlight.Dec()
 	o.statuses.get(e.Status).Inc()
 	o.duration.Observe(e.Duration.Seconds())
 }
 
-// Retry implements durablestreams.Observer: it counts the retry by operation.
-func (m *Metrics) Retry(e durablestreams.RetryEvent) {
+// Retry implements dsclient.Observer: it counts the retry by operation.
+func (m *Metrics) Retry(e dsclient.RetryEvent) {
 	m.client.ops.get(e.Op).retries.Inc()
 }
 
-// Reconnect implements durablestreams.Observer: it counts the reconnect by live mode.
-func (m *Metrics) Reconnect(e durablestreams.ReconnectEvent) {
+// Reconnect implements dsclient.Observer: it counts the reconnect by live mode.
+func (m *Metrics) Reconnect(e dsclient.ReconnectEvent) {
 	m.client.liveModes.get(e.Live).Inc()
 }
 
-// Chunk implements durablestreams.Observer: it counts the chunk, its items, bytes and
+// Chunk implements dsclient.Observer: it counts the chunk, its items, bytes and
 // resumes.
-func (m *Metrics) Chunk(e durablestreams.ChunkEvent) {
+func (m *Metrics) Chunk(e dsclient.ChunkEvent) {
 	c := m.client
 	c.chunks.Inc()
 	if e.Items > 0 {
@@ -160,9 +160,9 @@ func (m *Metrics) Chunk(e durablestreams.ChunkEvent) {
 	}
 }
 
-// ConsumerBatch implements durablestreams.Observer: it counts the handler call by result,
+// ConsumerBatch implements dsclient.Observer: it counts the handler call by result,
 // its items and bytes, and observes its duration.
-func (m *Metrics) ConsumerBatch(e durablestreams.ConsumerBatchEvent) {
+func (m *Metrics) ConsumerBatch(e dsclient.ConsumerBatchEvent) {
 	c := m.client
 	if e.Err != nil {
 		c.consumerErr.Inc()
@@ -178,9 +178,9 @@ func (m *Metrics) ConsumerBatch(e durablestreams.ConsumerBatchEvent) {
 	c.consumerDuration.Observe(e.Duration.Seconds())
 }
 
-// WriterBatch implements durablestreams.Observer: it counts the batch by outcome, the items
+// WriterBatch implements dsclient.Observer: it counts the batch by outcome, the items
 // and bytes of those the server stored as new, and observes its duration.
-func (m *Metrics) WriterBatch(e durablestreams.WriterBatchEvent) {
+func (m *Metrics) WriterBatch(e dsclient.WriterBatchEvent) {
 	c := m.client
 	switch {
 	case e.Err != nil:

@@ -7,16 +7,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/metrics"
-	ds "github.com/sluice-go/sluice/source/durablestreams"
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
 )
 
-func newClient(t *testing.T, m *metrics.Metrics) *ds.Client {
+func newClient(t *testing.T, m *metrics.Metrics) *dsclient.Client {
 	t.Helper()
-	rp := ds.DefaultRetryPolicy()
+	rp := dsclient.DefaultRetryPolicy()
 	rp.InitialDelay, rp.MaxDelay = time.Millisecond, time.Millisecond
-	c, err := ds.NewClient(ds.WithObserver(m), ds.WithRetry(rp))
+	c, err := dsclient.NewClient(dsclient.WithObserver(m), dsclient.WithRetry(rp))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,11 +34,11 @@ func TestClientMetrics(t *testing.T) {
 	}
 	c := newClient(t, m)
 	s := c.Stream(srv.StreamURL("orders"))
-	if _, err := s.Create(ctx, ds.CreateOptions{ContentType: "application/json"}); err != nil {
+	if _, err := s.Create(ctx, dsclient.CreateOptions{ContentType: "application/json"}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if _, err := s.AppendJSON(ctx, map[string]int{"id": i}, ds.AppendOptions{}); err != nil {
+		if _, err := s.AppendJSON(ctx, map[string]int{"id": i}, dsclient.AppendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -46,14 +46,14 @@ func TestClientMetrics(t *testing.T) {
 	if err := srv.InjectFault("/v1/stream/orders", dstest.Fault{Method: "GET", Status: 503}); err != nil {
 		t.Fatal(err)
 	}
-	items, _, err := ds.ReadJSON[map[string]int](ctx, s, ds.ReadOptions{})
+	items, _, err := dsclient.ReadJSON[map[string]int](ctx, s, dsclient.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(items) != 3 {
 		t.Fatalf("read %d items, want 3", len(items))
 	}
-	if _, err := c.Stream(srv.StreamURL("missing")).Head(ctx); !errors.Is(err, ds.ErrNotFound) {
+	if _, err := c.Stream(srv.StreamURL("missing")).Head(ctx); !errors.Is(err, dsclient.ErrNotFound) {
 		t.Fatalf("Head of a missing stream: %v, want ErrNotFound", err)
 	}
 
@@ -73,7 +73,7 @@ func TestClientMetrics(t *testing.T) {
 		"sluice_ds_read_items_total":                          3,
 	})
 	// A whole-body read counts the body's bytes.
-	res, err := s.ReadAll(ctx, ds.ReadOptions{})
+	res, err := s.ReadAll(ctx, dsclient.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,14 +96,14 @@ func TestWriterMetrics(t *testing.T) {
 	}
 	c := newClient(t, m)
 	s := c.Stream(srv.StreamURL("events"))
-	if _, err := s.Create(ctx, ds.CreateOptions{ContentType: "application/json"}); err != nil {
+	if _, err := s.Create(ctx, dsclient.CreateOptions{ContentType: "application/json"}); err != nil {
 		t.Fatal(err)
 	}
 	write := func(contentType string) error {
-		opts := ds.DefaultWriterOptions("p1")
+		opts := dsclient.DefaultWriterOptions("p1")
 		opts.Linger = time.Hour // one batch, sent by Close
 		opts.ContentType = contentType
-		w, err := ds.NewWriter(s, opts)
+		w, err := dsclient.NewWriter(s, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +122,7 @@ func TestWriterMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A content type the stream refuses: the batch fails (409, not retried).
-	if err := write("text/plain"); !errors.Is(err, ds.ErrConflict) {
+	if err := write("text/plain"); !errors.Is(err, dsclient.ErrConflict) {
 		t.Fatalf("write with the wrong content type: %v, want ErrConflict", err)
 	}
 	expect(t, scrape(t, reg), map[string]float64{

@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/metrics"
 	"github.com/sluice-go/sluice/pipeline"
-	ds "github.com/sluice-go/sluice/source/durablestreams"
 )
 
 // Goroutines reporting at once, first sights of stage names and statuses included, lose no
@@ -26,7 +26,7 @@ func TestConcurrentEvents(t *testing.T) {
 			for i := range rounds {
 				stage := fmt.Sprintf("s%d", (g+i)%stages)
 				m.Processed(pipeline.ProcessedEvent{Processor: stage, Messages: 2, Failed: 1})
-				m.RequestDone(ds.RequestDoneEvent{Op: ds.OpRead, Status: 200 + i%3})
+				m.RequestDone(dsclient.RequestDoneEvent{Op: dsclient.OpRead, Status: 200 + i%3})
 			}
 		})
 	}

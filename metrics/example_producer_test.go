@@ -7,10 +7,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
+	"github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/metrics"
 	"github.com/sluice-go/sluice/pipeline"
 	"github.com/sluice-go/sluice/source/durablestreams"
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
 )
 
 // A pipeline reading a Durable Stream, with one Metrics observing the client, the producer
@@ -30,8 +31,8 @@ func ExampleMetrics_WatchProducer() {
 		fmt.Println(err)
 		return
 	}
-	stream := durablestreams.NewStream(srv.StreamURL("orders"), durablestreams.WithObserver(m))
-	if _, err := stream.Create(ctx, durablestreams.CreateOptions{ContentType: "application/json", Body: []byte(`[1,2,3]`)}); err != nil {
+	stream := dsclient.NewStream(srv.StreamURL("orders"), dsclient.WithObserver(m))
+	if _, err := stream.Create(ctx, dsclient.CreateOptions{ContentType: "application/json", Body: []byte(`[1,2,3]`)}); err != nil {
 		fmt.Println(err)
 		return
 	}

@@ -10,10 +10,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/metrics"
 	"github.com/sluice-go/sluice/pipeline"
 	"github.com/sluice-go/sluice/producer"
-	"github.com/sluice-go/sluice/source/durablestreams"
 )
 
 // A pipeline observed by Prometheus collectors on a registry of its own, served by promhttp
@@ -26,7 +26,7 @@ func Example() {
 		return
 	}
 	// The same Metrics observes the Durable Streams client, when the pipeline reads one:
-	_, _ = durablestreams.NewClient(durablestreams.WithObserver(m))
+	_, _ = dsclient.NewClient(dsclient.WithObserver(m))
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

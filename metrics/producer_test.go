@@ -10,10 +10,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sluice-go/sluice/ack"
+	"github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/metrics"
 	"github.com/sluice-go/sluice/pipeline"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
 )
 
 // flakyStore fails its first Save.
@@ -40,14 +41,14 @@ func TestProducerMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp := ds.DefaultRetryPolicy()
+	rp := dsclient.DefaultRetryPolicy()
 	rp.InitialDelay, rp.MaxDelay = time.Millisecond, time.Millisecond
-	s := ds.NewStream(srv.StreamURL("numbers"), ds.WithObserver(m), ds.WithRetry(rp), ds.WithContentType("application/json"))
-	if _, err := s.Create(ctx, ds.CreateOptions{ContentType: "application/json"}); err != nil {
+	s := dsclient.NewStream(srv.StreamURL("numbers"), dsclient.WithObserver(m), dsclient.WithRetry(rp), dsclient.WithContentType("application/json"))
+	if _, err := s.Create(ctx, dsclient.CreateOptions{ContentType: "application/json"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range []string{"0", "1", "2", "3", "4", `"x"`, "5", "6", "7", "8", "9"} {
-		if _, err := s.Append(ctx, []byte(v), ds.AppendOptions{}); err != nil {
+		if _, err := s.Append(ctx, []byte(v), dsclient.AppendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}

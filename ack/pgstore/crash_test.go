@@ -16,9 +16,10 @@ import (
 
 	"github.com/sluice-go/sluice/ack"
 	"github.com/sluice-go/sluice/ack/pgstore"
+	"github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/pipeline"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
 )
 
 // The crash test: a child process (this test binary, re-run as TestCrashChild) runs a
@@ -55,7 +56,7 @@ func crashChild(ctx context.Context, streamURL, dsn, table string) error {
 		return err
 	}
 	p, err := ds.NewProducer(ds.ProducerOptions[crashEvent]{
-		Stream:             ds.NewStream(streamURL),
+		Stream:             dsclient.NewStream(streamURL),
 		Name:               "crash",
 		Checkpoints:        store,
 		CheckpointInterval: 10 * time.Millisecond,
@@ -111,17 +112,17 @@ func TestCrashKill(t *testing.T) {
 	})
 
 	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 4 << 10})
-	s := ds.NewStream(srv.StreamURL("crash"), ds.WithContentType("application/json"))
-	if _, err := s.Create(ctx, ds.CreateOptions{}); err != nil {
+	s := dsclient.NewStream(srv.StreamURL("crash"), dsclient.WithContentType("application/json"))
+	if _, err := s.Create(ctx, dsclient.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	const n, perAppend = 80000, 10
-	after := make([]ds.Offset, n) // the offset after each event's append
+	after := make([]dsclient.Offset, n) // the offset after each event's append
 	batch := make([]crashEvent, 0, perAppend)
 	for i := range n {
 		batch = append(batch, crashEvent{N: i, P: "crash-test-payload"})
 		if len(batch) == perAppend {
-			res, err := ds.AppendJSONBatch(ctx, s, batch, ds.AppendOptions{})
+			res, err := dsclient.AppendJSONBatch(ctx, s, batch, dsclient.AppendOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -177,7 +178,7 @@ func TestCrashKill(t *testing.T) {
 }
 
 // checkNotAhead fails if an event before the saved checkpoint is missing from the table.
-func checkNotAhead(t *testing.T, pool *pgxpool.Pool, table, streamURL string, after []ds.Offset, kill int) {
+func checkNotAhead(t *testing.T, pool *pgxpool.Pool, table, streamURL string, after []dsclient.Offset, kill int) {
 	t.Helper()
 	ctx := context.Background()
 	store, err := pgstore.New(ctx, pool, pgstore.Options{Table: table + "_ckpt"})
@@ -203,7 +204,7 @@ func checkNotAhead(t *testing.T, pool *pgxpool.Pool, table, streamURL string, af
 	}
 	covered := 0
 	for i, off := range after {
-		if saved != "" && off <= ds.Offset(saved) {
+		if saved != "" && off <= dsclient.Offset(saved) {
 			covered++
 			if !have[i] {
 				t.Fatalf("kill %d: checkpoint %q is ahead of the rows: event %d (offset %q) is missing", kill, saved, i, off)

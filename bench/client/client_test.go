@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 )
 
 // Every read contender reads every message of a small stream on the in-process server.

@@ -27,9 +27,9 @@ import (
 
 	official "github.com/durable-streams/durable-streams/packages/client-go"
 
+	"github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/internal/refserver"
-	ds "github.com/sluice-go/sluice/source/durablestreams"
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
 )
 
 // order is the message the streams hold (~90 bytes of JSON each).
@@ -67,13 +67,13 @@ func transport() *http.Transport {
 var (
 	gzipFlag       = flag.Bool("gzip", false, "ask for gzip responses (the reference server compresses bodies >= 1 KiB)")
 	bareClient     *http.Client
-	sluiceClient   *ds.Client
+	sluiceClient   *dsclient.Client
 	officialClient *official.Client
 )
 
 func setupClients() {
 	bareClient = &http.Client{Transport: transport()}
-	sluiceClient, _ = ds.NewClient(ds.WithHTTPClient(&http.Client{Transport: transport()}))
+	sluiceClient, _ = dsclient.NewClient(dsclient.WithHTTPClient(&http.Client{Transport: transport()}))
 	officialClient = official.NewClient(official.WithHTTPClient(&http.Client{Transport: transport()}))
 }
 
@@ -131,7 +131,7 @@ func bareTyped(ctx context.Context, url string) (int, error) {
 
 func sluiceRaw(ctx context.Context, url string) (int, error) {
 	n := 0
-	for _, err := range sluiceClient.Stream(url).RawItems(ctx, ds.ReadOptions{}) {
+	for _, err := range sluiceClient.Stream(url).RawItems(ctx, dsclient.ReadOptions{}) {
 		if err != nil {
 			return n, err
 		}
@@ -142,7 +142,7 @@ func sluiceRaw(ctx context.Context, url string) (int, error) {
 
 func sluiceTyped(ctx context.Context, url string) (int, error) {
 	n := 0
-	for _, err := range ds.JSONItems[order](ctx, sluiceClient.Stream(url), ds.ReadOptions{}) {
+	for _, err := range dsclient.JSONItems[order](ctx, sluiceClient.Stream(url), dsclient.ReadOptions{}) {
 		if err != nil {
 			return n, err
 		}
@@ -175,15 +175,15 @@ func officialTyped(ctx context.Context, url string) (int, error) {
 
 // fill creates a JSON stream of n orders, appended 10,000 per request.
 func fill(ctx context.Context, url string, n int) error {
-	s := sluiceClient.Stream(url, ds.WithContentType("application/json"))
-	if _, err := s.Create(ctx, ds.CreateOptions{}); err != nil {
+	s := sluiceClient.Stream(url, dsclient.WithContentType("application/json"))
+	if _, err := s.Create(ctx, dsclient.CreateOptions{}); err != nil {
 		return err
 	}
 	batch := make([]order, 0, 10000)
 	for i := range n {
 		batch = append(batch, order{ID: i, User: "u" + strconv.Itoa(i%1000), Type: "purchase", Amount: 42.5, TS: "2024-01-01T00:00:00Z"})
 		if len(batch) == cap(batch) || i == n-1 {
-			if _, err := ds.AppendJSONBatch(ctx, s, batch, ds.AppendOptions{}); err != nil {
+			if _, err := dsclient.AppendJSONBatch(ctx, s, batch, dsclient.AppendOptions{}); err != nil {
 				return err
 			}
 			batch = batch[:0]
@@ -209,7 +209,7 @@ func main() {
 	base := flag.String("server", "", "base URL of a running server (default: start the reference server)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the sluice contenders here")
 	static := flag.Bool("static", true, "also read each stream from a Go loopback server replaying the reference server's response (measures the clients alone)")
-	inproc := flag.Bool("dstest", true, "also fill and read each stream on the in-process server (source/durablestreams/dstest)")
+	inproc := flag.Bool("dstest", true, "also fill and read each stream on the in-process server (dsclient/dstest)")
 	flag.Parse()
 	log.SetFlags(0)
 	setupClients()
@@ -283,18 +283,18 @@ func benchWriter(ctx context.Context, base string, n, rounds int) {
 	}
 	runs := []struct {
 		name string
-		run  func(s *ds.Stream) error
+		run  func(s *dsclient.Stream) error
 	}{
-		{"AppendJSONBatch 10k/request", func(s *ds.Stream) error {
+		{"AppendJSONBatch 10k/request", func(s *dsclient.Stream) error {
 			for i := 0; i < n; i += 10000 {
-				if _, err := ds.AppendJSONBatch(ctx, s, orders[i:min(i+10000, n)], ds.AppendOptions{}); err != nil {
+				if _, err := dsclient.AppendJSONBatch(ctx, s, orders[i:min(i+10000, n)], dsclient.AppendOptions{}); err != nil {
 					return err
 				}
 			}
 			return nil
 		}},
-		{"Writer.Append (defaults)", func(s *ds.Stream) error {
-			w, err := ds.NewWriter(s, ds.DefaultWriterOptions(fmt.Sprint("bench-", time.Now().UnixNano())))
+		{"Writer.Append (defaults)", func(s *dsclient.Stream) error {
+			w, err := dsclient.NewWriter(s, dsclient.DefaultWriterOptions(fmt.Sprint("bench-", time.Now().UnixNano())))
 			if err != nil {
 				return err
 			}
@@ -310,8 +310,8 @@ func benchWriter(ctx context.Context, base string, n, rounds int) {
 	for r := range rounds {
 		for k := range runs {
 			i := (k + r) % len(runs)
-			s := sluiceClient.Stream(fmt.Sprintf("%s/v1/stream/bench-writer-%d", base, time.Now().UnixNano()), ds.WithContentType("application/json"))
-			if _, err := s.Create(ctx, ds.CreateOptions{}); err != nil {
+			s := sluiceClient.Stream(fmt.Sprintf("%s/v1/stream/bench-writer-%d", base, time.Now().UnixNano()), dsclient.WithContentType("application/json"))
+			if _, err := s.Create(ctx, dsclient.CreateOptions{}); err != nil {
 				log.Fatal(err)
 			}
 			runtime.GC()

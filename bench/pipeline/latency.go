@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-go/sluice/bench/internal/dsload"
+	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/pipeline"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
 )
@@ -26,15 +27,15 @@ func (r latencyResult) p(q float64) time.Duration { return dsload.Percentile(r.s
 // second on a fixed schedule. Each event carries the time its append was sent; the batch
 // handler records the time elapsed since. The warm-up event (id -1), appended and handled
 // before the measured ones, is not counted. Every event must arrive exactly once.
-func runLatency(ctx context.Context, streamURL string, mode ds.LiveMode, n int, rate float64) (latencyResult, error) {
+func runLatency(ctx context.Context, streamURL string, mode dsclient.LiveMode, n int, rate float64) (latencyResult, error) {
 	readHTTP, writeHTTP := httpClient(), httpClient()
 	defer readHTTP.CloseIdleConnections()
 	defer writeHTTP.CloseIdleConnections()
-	w := ds.NewStream(streamURL, ds.WithHTTPClient(writeHTTP))
-	if _, err := w.Create(ctx, ds.CreateOptions{ContentType: "application/json"}); err != nil {
+	w := dsclient.NewStream(streamURL, dsclient.WithHTTPClient(writeHTTP))
+	if _, err := w.Create(ctx, dsclient.CreateOptions{ContentType: "application/json"}); err != nil {
 		return latencyResult{}, err
 	}
-	p, err := ds.NewProducer(ds.ProducerOptions[dsload.Event]{Stream: ds.NewStream(streamURL, ds.WithHTTPClient(readHTTP)), Live: mode})
+	p, err := ds.NewProducer(ds.ProducerOptions[dsload.Event]{Stream: dsclient.NewStream(streamURL, dsclient.WithHTTPClient(readHTTP)), Live: mode})
 	if err != nil {
 		return latencyResult{}, err
 	}
@@ -79,7 +80,7 @@ func runLatency(ctx context.Context, streamURL string, mode ds.LiveMode, n int, 
 
 	appendOne := func(e dsload.Event) error {
 		e.Sent = time.Now().UnixNano()
-		_, err := w.AppendJSON(ctx, e, ds.AppendOptions{})
+		_, err := w.AppendJSON(ctx, e, dsclient.AppendOptions{})
 		return err
 	}
 	if err := appendOne(dsload.NewEvent(-1)); err != nil {

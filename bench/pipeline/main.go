@@ -1,5 +1,5 @@
 // Command pipeline benchmarks reading a Durable Streams stream into a Sluice pipeline, end to
-// end, on the in-process server (source/durablestreams/dstest) and on the reference server
+// end, on the in-process server (dsclient/dstest) and on the reference server
 // (@durable-streams/server, in Node through internal/refserver):
 //
 //   - catch-up throughput of a stream of ~100-byte JSON orders: a bare net/http reader, the
@@ -30,7 +30,7 @@ import (
 	"time"
 
 	"github.com/sluice-go/sluice/bench/internal/dsload"
-	ds "github.com/sluice-go/sluice/source/durablestreams"
+	"github.com/sluice-go/sluice/dsclient"
 )
 
 func fatalf(format string, args ...any) {
@@ -127,7 +127,7 @@ func (f *filled) get(ctx context.Context, srv *dsload.Server, n int) string {
 	}
 	u := srv.StreamURL(fmt.Sprintf("bench-pipeline-%d-%d", n, time.Now().UnixNano()))
 	start := time.Now()
-	if err := dsload.Fill(ctx, ds.NewStream(u, ds.WithHTTPClient(httpClient())), n, 10_000); err != nil {
+	if err := dsload.Fill(ctx, dsclient.NewStream(u, dsclient.WithHTTPClient(httpClient())), n, 10_000); err != nil {
 		fatalf("fill %s: %v", srv.Name, err)
 	}
 	fmt.Fprintf(os.Stderr, "filled %d events on %s in %.1fs\n", n, srv.Name, time.Since(start).Seconds())
@@ -269,7 +269,7 @@ func rssPart(ctx context.Context, srvs []*dsload.Server, streams *filled, sizes 
 // rounds of each run's p50 and p99.
 func latencyPart(ctx context.Context, srvs []*dsload.Server, n int, rate float64, rounds int) {
 	fmt.Printf("\n== live latency, append (1 event per POST, %d at %.0f/s) -> batch handler (batch size 1), %d round(s)\n", n, rate, rounds)
-	modes := []ds.LiveMode{ds.LiveSSE, ds.LiveLongPoll}
+	modes := []dsclient.LiveMode{dsclient.LiveSSE, dsclient.LiveLongPoll}
 	tw := newTable()
 	fmt.Fprintln(tw, "server\tmode\tp50 ms\tp99 ms\tmax ms\texactly-once\t")
 	var notes []string

@@ -7,14 +7,14 @@ import (
 	"time"
 
 	"github.com/sluice-go/sluice/bench/internal/dsload"
-	ds "github.com/sluice-go/sluice/source/durablestreams"
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
+	"github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 )
 
 func fillTest(t *testing.T, srv *dstest.Server, n, perAppend int) string {
 	t.Helper()
 	u := srv.StreamURL(t.Name())
-	if err := dsload.Fill(context.Background(), ds.NewStream(u), n, perAppend); err != nil {
+	if err := dsload.Fill(context.Background(), dsclient.NewStream(u), n, perAppend); err != nil {
 		t.Fatal(err)
 	}
 	return u
@@ -99,7 +99,7 @@ func TestSlowSinkStopsAtLimit(t *testing.T) {
 // Live runs in both modes deliver every append once, with plausible latencies.
 func TestLatencyRuns(t *testing.T) {
 	srv := dstest.ForTest(t, dstest.Options{})
-	for _, mode := range []ds.LiveMode{ds.LiveSSE, ds.LiveLongPoll} {
+	for _, mode := range []dsclient.LiveMode{dsclient.LiveSSE, dsclient.LiveLongPoll} {
 		t.Run(mode.String(), func(t *testing.T) {
 			const n = 30
 			res, err := runLatency(context.Background(), srv.StreamURL(t.Name()), mode, n, 1000)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluice-go/sluice/bench/internal/dsload"
+	"github.com/sluice-go/sluice/dsclient"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
 )
 
@@ -71,7 +72,7 @@ func vmHWM() int64 {
 func runSlowSink(ctx context.Context, streamURL string, cfg slowSink) slowResult {
 	c := httpClient()
 	defer c.CloseIdleConnections()
-	p, err := ds.NewProducer(ds.ProducerOptions[dsload.Event]{Stream: ds.NewStream(streamURL, ds.WithHTTPClient(c))})
+	p, err := ds.NewProducer(ds.ProducerOptions[dsload.Event]{Stream: dsclient.NewStream(streamURL, dsclient.WithHTTPClient(c))})
 	if err != nil {
 		return slowResult{Err: err.Error()}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluice-go/sluice/bench/internal/dsload"
+	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/pipeline"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
 )
@@ -82,16 +83,16 @@ func readBare(ctx context.Context, streamURL string, t *tally) error {
 	}
 }
 
-// readClient reads the stream with ds.JSONItems.
+// readClient reads the stream with dsclient.JSONItems.
 func readClient(ctx context.Context, streamURL string, t *tally) error {
 	c := httpClient()
 	defer c.CloseIdleConnections()
-	client, err := ds.NewClient(ds.WithHTTPClient(c))
+	client, err := dsclient.NewClient(dsclient.WithHTTPClient(c))
 	if err != nil {
 		return err
 	}
 	batch := make([]*dsload.Event, 0, 1000)
-	for it, err := range ds.JSONItems[dsload.Event](ctx, client.Stream(streamURL), ds.ReadOptions{}) {
+	for it, err := range dsclient.JSONItems[dsload.Event](ctx, client.Stream(streamURL), dsclient.ReadOptions{}) {
 		if err != nil {
 			return err
 		}
@@ -114,7 +115,7 @@ func readClient(ctx context.Context, streamURL string, t *tally) error {
 func readPipeline(ctx context.Context, streamURL string, t *tally) error {
 	c := httpClient()
 	defer c.CloseIdleConnections()
-	s := ds.NewStream(streamURL, ds.WithHTTPClient(c))
+	s := dsclient.NewStream(streamURL, dsclient.WithHTTPClient(c))
 	p, err := ds.NewProducer(ds.ProducerOptions[dsload.Event]{Stream: s})
 	if err != nil {
 		return err

@@ -33,8 +33,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/internal/refserver"
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
 )
 
 var (

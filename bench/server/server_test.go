@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 )
 
 // TestWorkloadsSmoke runs every workload once, small, against an in-process dstest, so that

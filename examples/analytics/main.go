@@ -15,10 +15,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/metrics"
 	"github.com/sluice-go/sluice/pipeline"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
 )
 
 // Config is what the flags set.
@@ -27,7 +28,7 @@ type Config struct {
 	Duration time.Duration // how long the generator appends
 	Rate     int           // events per second
 	Window   time.Duration // tumbling window length
-	Live     ds.LiveMode
+	Live     dsclient.LiveMode
 	Metrics  string // address of /metrics; empty: none
 }
 
@@ -62,9 +63,9 @@ func main() {
 	flag.Parse()
 	switch live {
 	case "sse":
-		cfg.Live = ds.LiveSSE
+		cfg.Live = dsclient.LiveSSE
 	case "long-poll":
-		cfg.Live = ds.LiveLongPoll
+		cfg.Live = dsclient.LiveLongPoll
 	default:
 		log.Fatalf("-live %q: want sse or long-poll", live)
 	}
@@ -105,10 +106,10 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	name := fmt.Sprintf("analytics-%d", time.Now().UnixNano())
 	res.Stream = strings.TrimSuffix(base, "/") + "/" + name
 	res.Output = res.Stream + "-windows"
-	in := ds.NewStream(res.Stream, ds.WithContentType("application/json"), ds.WithObserver(m))
-	outS := ds.NewStream(res.Output, ds.WithContentType("application/json"), ds.WithObserver(m))
-	for _, s := range []*ds.Stream{in, outS} {
-		if _, err := s.Create(ctx, ds.CreateOptions{}); err != nil {
+	in := dsclient.NewStream(res.Stream, dsclient.WithContentType("application/json"), dsclient.WithObserver(m))
+	outS := dsclient.NewStream(res.Output, dsclient.WithContentType("application/json"), dsclient.WithObserver(m))
+	for _, s := range []*dsclient.Stream{in, outS} {
+		if _, err := s.Create(ctx, dsclient.CreateOptions{}); err != nil {
 			return res, fmt.Errorf("create %s: %w", s.URL(), err)
 		}
 	}
@@ -126,7 +127,7 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		fmt.Fprintf(out, "metrics: http://%s/metrics\n", res.MetricsAddr)
 	}
 
-	results, err := ds.NewWriter(outS, ds.DefaultWriterOptions("analytics-windows"))
+	results, err := dsclient.NewWriter(outS, dsclient.DefaultWriterOptions("analytics-windows"))
 	if err != nil {
 		return res, err
 	}
@@ -181,7 +182,7 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if err := results.Close(context.WithoutCancel(ctx)); err != nil {
 		return res, err
 	}
-	res.Windows, _, err = ds.ReadJSON[Window](context.WithoutCancel(ctx), outS, ds.ReadOptions{})
+	res.Windows, _, err = dsclient.ReadJSON[Window](context.WithoutCancel(ctx), outS, dsclient.ReadOptions{})
 	if err != nil {
 		return res, err
 	}
@@ -197,8 +198,8 @@ var eventTypes = []string{"page_view", "add_to_cart", "purchase"}
 
 // generate appends events at cfg.Rate through an idempotent Writer until cfg.Duration has
 // passed or ctx ends, records them in *gen, then closes the stream.
-func generate(ctx context.Context, s *ds.Stream, cfg Config, gen *[]Event) error {
-	w, err := ds.NewWriter(s, ds.DefaultWriterOptions("analytics-generator"))
+func generate(ctx context.Context, s *dsclient.Stream, cfg Config, gen *[]Event) error {
+	w, err := dsclient.NewWriter(s, dsclient.DefaultWriterOptions("analytics-generator"))
 	if err != nil {
 		return err
 	}
@@ -231,7 +232,7 @@ loop:
 	if _, err := w.CloseStream(cctx, nil); err != nil && werr == nil {
 		werr = err
 	}
-	if err := w.Close(cctx); err != nil && werr == nil && !errors.Is(err, ds.ErrWriterClosed) {
+	if err := w.Close(cctx); err != nil && werr == nil && !errors.Is(err, dsclient.ErrWriterClosed) {
 		werr = err
 	}
 	return werr

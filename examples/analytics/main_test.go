@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	ds "github.com/sluice-go/sluice/source/durablestreams"
+	"github.com/sluice-go/sluice/dsclient"
 )
 
 // expected computes the windows of the generated events independently of the pipeline.
@@ -38,7 +38,7 @@ func expected(events []Event, size time.Duration) map[string]Window {
 // stream, each window's count, sum and p95 match an independent computation, and /metrics
 // serves the pipeline's counters.
 func TestWindowsToOutputStream(t *testing.T) {
-	for _, live := range []ds.LiveMode{ds.LiveSSE, ds.LiveLongPoll} {
+	for _, live := range []dsclient.LiveMode{dsclient.LiveSSE, dsclient.LiveLongPoll} {
 		t.Run(live.String(), func(t *testing.T) {
 			var out bytes.Buffer
 			cfg := Config{Duration: 1200 * time.Millisecond, Rate: 3000, Window: 200 * time.Millisecond, Live: live, Metrics: "127.0.0.1:0"}
@@ -81,7 +81,7 @@ func TestMetricsWhileRunning(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		_, err := run(t.Context(), Config{Duration: 2 * time.Second, Rate: 500, Window: 100 * time.Millisecond, Live: ds.LiveSSE, Metrics: "127.0.0.1:0"}, pw)
+		_, err := run(t.Context(), Config{Duration: 2 * time.Second, Rate: 500, Window: 100 * time.Millisecond, Live: dsclient.LiveSSE, Metrics: "127.0.0.1:0"}, pw)
 		pw.CloseWithError(err)
 		done <- err
 	}()

@@ -20,9 +20,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sluice-go/sluice/ack/pgstore"
+	"github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/pipeline"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
 )
 
 // Config is what the flags set.
@@ -65,11 +66,11 @@ func main() {
 
 // Result is what a run did.
 type Result struct {
-	Read      int64         // events the pipeline acknowledged
-	Inserted  int64         // rows it inserted (redelivered rows are not inserted again)
-	Fallbacks int64         // batches that went through staging after a conflict
-	Committed ds.Offset     // the committed offset at the end
-	Elapsed   time.Duration // the pipeline's run
+	Read      int64           // events the pipeline acknowledged
+	Inserted  int64           // rows it inserted (redelivered rows are not inserted again)
+	Fallbacks int64           // batches that went through staging after a conflict
+	Committed dsclient.Offset // the committed offset at the end
+	Elapsed   time.Duration   // the pipeline's run
 }
 
 func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
@@ -106,11 +107,11 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 			return res, err
 		}
 	}
-	stream := ds.NewStream(streamURL)
+	stream := dsclient.NewStream(streamURL)
 	prod, err := ds.NewProducer(ds.ProducerOptions[Event]{
 		Stream:      stream,
 		Name:        cfg.Name,
-		Live:        ds.LiveOff,
+		Live:        dsclient.LiveOff,
 		Checkpoints: store,
 		MaxPending:  4 * cfg.BatchSize * cfg.Concurrency,
 	})
@@ -161,11 +162,11 @@ func startOffset(ctx context.Context, store *pgstore.Store, prod *ds.Producer[Ev
 
 // writeSample writes n events to a new JSON stream through the idempotent Writer.
 func writeSample(ctx context.Context, url string, n int) error {
-	s := ds.NewStream(url, ds.WithContentType("application/json"))
-	if _, err := s.Create(ctx, ds.CreateOptions{}); err != nil {
+	s := dsclient.NewStream(url, dsclient.WithContentType("application/json"))
+	if _, err := s.Create(ctx, dsclient.CreateOptions{}); err != nil {
 		return err
 	}
-	w, err := ds.NewWriter(s, ds.DefaultWriterOptions("pg-example-writer"))
+	w, err := dsclient.NewWriter(s, dsclient.DefaultWriterOptions("pg-example-writer"))
 	if err != nil {
 		return err
 	}

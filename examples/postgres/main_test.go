@@ -11,7 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 )
 
 func testDSN(t *testing.T) string {

@@ -14,9 +14,10 @@ import (
 
 	"github.com/sluice-go/sluice/ack"
 	"github.com/sluice-go/sluice/ack/pgstore"
+	"github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/pipeline"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
 )
 
 // Config is what the flags set.
@@ -60,7 +61,7 @@ type Summary struct {
 	AnalyticsEvents int64
 	AnalyticsBatch  int
 	Keys            map[string]Aggregate
-	Committed       ds.Offset
+	Committed       dsclient.Offset
 	AtTail          bool
 	DeadLetters     int
 	Elapsed         time.Duration
@@ -82,10 +83,10 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 	}
 	name := fmt.Sprintf("quickstart-%d", time.Now().UnixNano())
 	streamURL := strings.TrimSuffix(base, "/") + "/" + name
-	stream := ds.NewStream(streamURL, ds.WithContentType("application/json"))
-	dlq := ds.NewStream(streamURL+"-dead-letters", ds.WithContentType("application/json"))
-	for _, s := range []*ds.Stream{stream, dlq} {
-		if _, err := s.Create(ctx, ds.CreateOptions{}); err != nil {
+	stream := dsclient.NewStream(streamURL, dsclient.WithContentType("application/json"))
+	dlq := dsclient.NewStream(streamURL+"-dead-letters", dsclient.WithContentType("application/json"))
+	for _, s := range []*dsclient.Stream{stream, dlq} {
+		if _, err := s.Create(ctx, dsclient.CreateOptions{}); err != nil {
 			return sum, fmt.Errorf("create %s: %w", s.URL(), err)
 		}
 	}
@@ -112,7 +113,7 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 		db = pg
 	}
 	agg := newAnalytics()
-	dlw, err := ds.NewWriter(dlq, ds.DefaultWriterOptions("quickstart-dead-letters"))
+	dlw, err := dsclient.NewWriter(dlq, dsclient.DefaultWriterOptions("quickstart-dead-letters"))
 	if err != nil {
 		return sum, err
 	}
@@ -121,7 +122,7 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 	prod, err := ds.NewProducer(ds.ProducerOptions[Event]{
 		Stream:      stream,
 		Name:        "quickstart",
-		Live:        ds.LiveOff, // read up to the tail, then drain and stop
+		Live:        dsclient.LiveOff, // read up to the tail, then drain and stop
 		Checkpoints: store,
 	})
 	if err != nil {
@@ -165,7 +166,7 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 	sum.AnalyticsEvents, sum.AnalyticsBatch, sum.Keys = agg.total(), obs.batches("analytics"), agg.snapshot()
 	sum.Committed = prod.Committed()
 	sum.AtTail = sum.Committed == head.NextOffset
-	if dl, _, err := ds.ReadJSON[ds.DeadLetterRecord](ctx, dlq, ds.ReadOptions{}); err == nil {
+	if dl, _, err := dsclient.ReadJSON[ds.DeadLetterRecord](ctx, dlq, dsclient.ReadOptions{}); err == nil {
 		sum.DeadLetters = len(dl)
 	}
 	printSummary(out, sum, db.describe())
@@ -177,8 +178,8 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 
 // writeEvents writes n sample events through the idempotent Writer and waits until the server
 // has them all.
-func writeEvents(ctx context.Context, s *ds.Stream, n int) error {
-	w, err := ds.NewWriter(s, ds.DefaultWriterOptions("quickstart-writer"))
+func writeEvents(ctx context.Context, s *dsclient.Stream, n int) error {
+	w, err := dsclient.NewWriter(s, dsclient.DefaultWriterOptions("quickstart-writer"))
 	if err != nil {
 		return err
 	}

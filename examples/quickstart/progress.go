@@ -7,8 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sluice-go/sluice/pipeline"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
+
+	"github.com/sluice-go/sluice/pipeline"
 )
 
 // counter is the pipeline's observer: it counts what progress and the summary show.

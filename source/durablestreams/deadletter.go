@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluice-go/sluice/dsclient"
 
 	"github.com/sluice-go/sluice/pipeline"
 )
@@ -40,19 +41,19 @@ type DeadLetterRecord struct {
 // Set it as the pipeline's Failure.Handler. It is safe for concurrent use. The Writer
 // belongs to the caller, who closes it after the pipeline's run.
 type DeadLetter[T any] struct {
-	w *Writer
+	w *dsclient.Writer
 }
 
 // NewDeadLetter returns a dead-letter failure handler appending to w's stream, which must be
 // a JSON stream written as JSON: make w from a handle with WithContentType("application/json")
 // or with WriterOptions.ContentType set to it.
-func NewDeadLetter[T any](w *Writer) *DeadLetter[T] { return &DeadLetter[T]{w: w} }
+func NewDeadLetter[T any](w *dsclient.Writer) *DeadLetter[T] { return &DeadLetter[T]{w: w} }
 
 // HandleFailed appends a [DeadLetterRecord] for each message and waits until the server has
 // stored them all (Writer.Flush), or ctx ends. It blocks for the round trips.
 func (d *DeadLetter[T]) HandleFailed(ctx context.Context, msgs []pipeline.Message[T]) error {
 	if d == nil || d.w == nil {
-		return errors.New("durablestreams: DeadLetter has no Writer")
+		return errors.New("durablestreams: DeadLetter has no dsclient.Writer")
 	}
 	for i := range msgs {
 		m := &msgs[i]

@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/sluice-go/sluice/ack"
+	"github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/pipeline"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
 )
 
 // A pipeline reading a durable stream: the producer reads on demand, the batcher sums
@@ -29,15 +30,15 @@ func ExampleProducer() {
 		ID     int     `json:"id"`
 		Amount float64 `json:"amount"`
 	}
-	s := ds.NewStream(srv.StreamURL("orders"), ds.WithContentType("application/json"))
-	if _, err := s.Create(ctx, ds.CreateOptions{}); err != nil {
+	s := dsclient.NewStream(srv.StreamURL("orders"), dsclient.WithContentType("application/json"))
+	if _, err := s.Create(ctx, dsclient.CreateOptions{}); err != nil {
 		log.Fatal(err)
 	}
 	orders := make([]order, 1000)
 	for i := range orders {
 		orders[i] = order{ID: i, Amount: 1.5}
 	}
-	if _, err := ds.AppendJSONBatch(ctx, s, orders, ds.AppendOptions{}); err != nil {
+	if _, err := dsclient.AppendJSONBatch(ctx, s, orders, dsclient.AppendOptions{}); err != nil {
 		log.Fatal(err)
 	}
 
@@ -46,7 +47,7 @@ func ExampleProducer() {
 		p, err := ds.NewProducer(ds.ProducerOptions[order]{
 			Stream:      s,
 			Name:        "orders-sum",
-			Live:        ds.LiveOff, // stop at the tail
+			Live:        dsclient.LiveOff, // stop at the tail
 			Checkpoints: store,
 		})
 		if err != nil {
@@ -77,7 +78,7 @@ func ExampleProducer() {
 		}
 		saved, _, _ := store.Load(ctx, p.Key())
 		head, _ := s.Head(ctx)
-		fmt.Println("checkpoint at the tail:", ds.Offset(saved) == head.NextOffset)
+		fmt.Println("checkpoint at the tail:", dsclient.Offset(saved) == head.NextOffset)
 		return n.Load(), float64(cents.Load()) / 100
 	}
 	n, sum := run()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sluice-go/sluice/dsclient"
 	"io"
 	"log/slog"
 	"sync"
@@ -68,18 +69,18 @@ const (
 // ProducerOptions configures a [Producer]. Only Stream is required.
 type ProducerOptions[T any] struct {
 	// Stream is the stream to read. Required.
-	Stream *Stream
+	Stream *dsclient.Stream
 	// Name is the pipeline's name, part of the checkpoint key. Required with Checkpoints
 	// unless CheckpointKey is set. Default: "".
 	Name string
 	// Offset is where reading starts when the checkpoint store has no offset saved (or
 	// there is no store): [Beginning], [Now] or an offset token. Default: [Beginning].
-	Offset Offset
+	Offset dsclient.Offset
 	// Live selects what happens at the stream's tail: [LiveOff] drains the pipeline and
 	// ends the run once the stream is read up to date; [LiveLongPoll], [LiveAuto] and
 	// [LiveSSE] follow the stream until the run is stopped. A closed stream ends the run in
 	// every mode. Default: LiveOff.
-	Live LiveMode
+	Live dsclient.LiveMode
 	// Commit is the commit mode. Default: [CommitOnAck].
 	Commit CommitMode
 	// Checkpoints saves the committed offset, and gives the start offset of the next run.
@@ -133,9 +134,9 @@ type ChunkMeta struct {
 	// URL is the stream's URL.
 	URL string
 	// Start is the offset the chunk was read from.
-	Start Offset
+	Start dsclient.Offset
 	// Next is the offset after the chunk, as known when the message was read.
-	Next Offset
+	Next dsclient.Offset
 	// Cursor is the server's cursor for the chunk, if any.
 	Cursor string
 	// UpToDate reports that the chunk reached the stream's tail.
@@ -158,7 +159,7 @@ type DecodeError struct {
 	// URL is the stream's URL.
 	URL string
 	// ChunkStart is the offset of the item's chunk, and Index its position in the chunk.
-	ChunkStart Offset
+	ChunkStart dsclient.Offset
 	Index      int
 	// Err is the decoder's error.
 	Err error
@@ -178,10 +179,10 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // ProducerStats is a snapshot of a [Producer]'s progress.
 type ProducerStats struct {
 	// Committed is the committed offset.
-	Committed Offset
+	Committed dsclient.Offset
 	// ReadOffset is where reading stands: the start of the chunk being read, or the offset
 	// after the last chunk read.
-	ReadOffset Offset
+	ReadOffset dsclient.Offset
 	// Pending is the number of messages fetched and not yet finished (CommitOnAck).
 	Pending int
 	// AtTail reports whether the last chunk read reached the stream's tail.
@@ -222,24 +223,24 @@ type Producer[T any] struct {
 	started   bool
 	closed    bool
 	ended     bool
-	tracker   *ack.Tracker[Offset]
-	saver     *ack.Saver[Offset]
+	tracker   *ack.Tracker[dsclient.Offset]
+	saver     *ack.Saver[dsclient.Offset]
 	saverStop context.CancelFunc
 	saverDone chan struct{}
-	reader    *ChunkReader
-	backoff   *Backoff
+	reader    *dsclient.ChunkReader
+	backoff   *dsclient.Backoff
 
-	cur         *Chunk // the chunk being emitted, or nil
-	cont        bool   // cur failed mid-body: the reader's next chunk continues it
-	tc          *ack.Chunk[Offset]
+	cur         *dsclient.Chunk // the chunk being emitted, or nil
+	cont        bool            // cur failed mid-body: the reader's next chunk continues it
+	tc          *ack.Chunk[dsclient.Offset]
 	meta        *ChunkMeta
 	start       string // cur's start offset, shared by its messages
 	chunkMsgs   int
 	chunkFail   int
-	pieces      [][]byte // byte streams: the chunk's messages not emitted yet
-	piece       int      // index in the chunk of pieces[0]
-	pendingNext Offset   // byte streams: the offset after the chunk being emitted
-	ctype       string   // the content type of the last chunk
+	pieces      [][]byte        // byte streams: the chunk's messages not emitted yet
+	piece       int             // index in the chunk of pieces[0]
+	pendingNext dsclient.Offset // byte streams: the offset after the chunk being emitted
+	ctype       string          // the content type of the last chunk
 
 	statsMu  sync.Mutex
 	fifo     []pendingChunk
@@ -250,9 +251,9 @@ type Producer[T any] struct {
 }
 
 type pendingChunk struct {
-	next   Offset // "" while the chunk is open
+	next   dsclient.Offset // "" while the chunk is open
 	opened time.Time
-	tc     *ack.Chunk[Offset]
+	tc     *ack.Chunk[dsclient.Offset]
 }
 
 var (
@@ -272,7 +273,7 @@ func NewProducer[T any](opts ProducerOptions[T]) (*Producer[T], error) {
 	if opts.Stream == nil {
 		bad("Stream", "required")
 	}
-	if opts.Live < LiveOff || opts.Live > LiveSSE {
+	if opts.Live < dsclient.LiveOff || opts.Live > dsclient.LiveSSE {
 		bad("Live", fmt.Sprintf("unknown live mode %d", int(opts.Live)))
 	}
 	if opts.Commit != CommitOnAck && opts.Commit != CommitOnReceive {
@@ -300,7 +301,7 @@ func NewProducer[T any](opts ProducerOptions[T]) (*Producer[T], error) {
 		return nil, &pipeline.OptionsError{Problems: probs}
 	}
 	if opts.Offset == "" {
-		opts.Offset = Beginning
+		opts.Offset = dsclient.Beginning
 	}
 	if opts.MaxPending == 0 {
 		opts.MaxPending = defaultMaxPending
@@ -322,7 +323,7 @@ func NewProducer[T any](opts ProducerOptions[T]) (*Producer[T], error) {
 	var zero T
 	_, p.rawDst = any(&zero).(*[]byte)
 	p.readCtx, p.readCancel = context.WithCancel(context.Background())
-	p.backoff = opts.Stream.cfg.retry.Backoff()
+	p.backoff = opts.Stream.RetryPolicy().Backoff()
 	return p, nil
 }
 
@@ -331,7 +332,7 @@ func (p *Producer[T]) Key() string { return p.key }
 
 // Committed returns the committed offset: where a restart resumes. Before the first Produce
 // it is the configured start offset. Safe for concurrent use.
-func (p *Producer[T]) Committed() Offset {
+func (p *Producer[T]) Committed() dsclient.Offset {
 	p.statsMu.Lock()
 	t := p.tracker
 	p.statsMu.Unlock()
@@ -365,7 +366,7 @@ func (p *Producer[T]) Stats() ProducerStats {
 	if n := len(p.fifo); n > 0 {
 		st.ReadOffset = p.fifo[n-1].next
 		if st.ReadOffset == "" {
-			st.ReadOffset = Offset(p.start)
+			st.ReadOffset = dsclient.Offset(p.start)
 		}
 	} else {
 		st.ReadOffset = st.Committed
@@ -375,7 +376,7 @@ func (p *Producer[T]) Stats() ProducerStats {
 
 // pruneLocked drops the chunks that are committed from the head of the fifo: those up to the
 // last one whose next offset is the committed offset.
-func (p *Producer[T]) pruneLocked(committed Offset) {
+func (p *Producer[T]) pruneLocked(committed dsclient.Offset) {
 	last := -1
 	for i := range p.fifo {
 		if p.fifo[i].next == committed {
@@ -403,7 +404,7 @@ func (p *Producer[T]) startup(ctx context.Context) error {
 			return fmt.Errorf("durablestreams: load checkpoint %q: %w", p.key, err)
 		}
 		if found && saved != "" {
-			offset = Offset(saved)
+			offset = dsclient.Offset(saved)
 		}
 	}
 	tr := ack.NewTracker(offset, ack.TrackerOptions{MaxPending: p.opts.MaxPending})
@@ -411,16 +412,16 @@ func (p *Producer[T]) startup(ctx context.Context) error {
 	p.tracker = tr
 	p.start = string(offset)
 	p.statsMu.Unlock()
-	p.reader = p.opts.Stream.Reader(p.readCtx, ReadOptions{Offset: offset, Live: p.opts.Live, MaxBytes: p.opts.MaxBytes})
+	p.reader = p.opts.Stream.Reader(p.readCtx, dsclient.ReadOptions{Offset: offset, Live: p.opts.Live, MaxBytes: p.opts.MaxBytes})
 
 	store := p.opts.Checkpoints
 	if store == nil {
 		store = discardStore{}
 	}
 	store = &observedStore{CheckpointStore: store, url: p.opts.Stream.URL(), obs: p.obs, real: p.opts.Checkpoints != nil}
-	p.saver = ack.NewSaver(tr, store, p.key, ack.SaverOptions[Offset]{
+	p.saver = ack.NewSaver(tr, store, p.key, ack.SaverOptions[dsclient.Offset]{
 		Interval: p.opts.CheckpointInterval,
-		Encode:   func(o Offset) string { return string(o) },
+		Encode:   func(o dsclient.Offset) string { return string(o) },
 		OnError: func(err error) {
 			p.log.Warn("durablestreams: checkpoint save failed; will retry", "key", p.key, "err", err)
 		},
@@ -503,12 +504,12 @@ func (p *Producer[T]) readFailed(ctx context.Context, err error) error {
 	if p.readCtx.Err() != nil {
 		return context.Canceled
 	}
-	var e *Error
+	var e *dsclient.Error
 	errors.As(err, &e)
 	switch {
-	case errors.Is(err, ErrGone) && p.opts.OnGone == GoneResumeEarliest:
+	case errors.Is(err, dsclient.ErrGone) && p.opts.OnGone == GoneResumeEarliest:
 		return p.resumeEarliest(ctx, e)
-	case errors.Is(err, ErrNotFound) && p.opts.OnNotFound == NotFoundWait:
+	case errors.Is(err, dsclient.ErrNotFound) && p.opts.OnNotFound == NotFoundWait:
 	case e != nil && e.Temporary():
 	default:
 		return err
@@ -528,14 +529,14 @@ func (p *Producer[T]) readFailed(ctx context.Context, err error) error {
 }
 
 func isTemporary(err error) bool {
-	var e *Error
+	var e *dsclient.Error
 	return errors.As(err, &e) && e.Temporary()
 }
 
 // resumeEarliest restarts the read at the earliest retained offset after a 410.
-func (p *Producer[T]) resumeEarliest(ctx context.Context, e *Error) error {
+func (p *Producer[T]) resumeEarliest(ctx context.Context, e *dsclient.Error) error {
 	from := p.reader.Offset()
-	to := Beginning
+	to := dsclient.Beginning
 	if e != nil && e.EarliestOffset != "" {
 		to = e.EarliestOffset
 	}
@@ -548,19 +549,19 @@ func (p *Producer[T]) resumeEarliest(ctx context.Context, e *Error) error {
 		p.cur, p.cont = nil, false
 		p.endChunk(to)
 	}
-	if to != Beginning {
+	if to != dsclient.Beginning {
 		if _, err := p.tracker.Track(ctx, 0, to); err != nil {
 			return err
 		}
 	}
 	p.reader.Close()
-	p.reader = p.opts.Stream.Reader(p.readCtx, ReadOptions{Offset: to, Live: p.opts.Live, MaxBytes: p.opts.MaxBytes})
+	p.reader = p.opts.Stream.Reader(p.readCtx, dsclient.ReadOptions{Offset: to, Live: p.opts.Live, MaxBytes: p.opts.MaxBytes})
 	return nil
 }
 
 // begin takes c as the chunk to emit: a new tracked chunk, or the continuation of the one
 // whose body failed.
-func (p *Producer[T]) begin(ctx context.Context, c *Chunk) error {
+func (p *Producer[T]) begin(ctx context.Context, c *dsclient.Chunk) error {
 	p.backoff.Reset()
 	info := c.Info()
 	p.cur = c
@@ -601,7 +602,7 @@ func (p *Producer[T]) begin(ctx context.Context, c *Chunk) error {
 }
 
 // split reads a byte or text chunk whole and cuts it into the pieces to emit.
-func (p *Producer[T]) split(c *Chunk) error {
+func (p *Producer[T]) split(c *dsclient.Chunk) error {
 	data, err := c.ReadAll()
 	if err != nil {
 		return err
@@ -675,13 +676,13 @@ func (p *Producer[T]) fill(ctx context.Context, dst []pipeline.Message[T]) (int,
 					*any(&m.Data).(*[]byte) = append([]byte(nil), raw...)
 				}
 				if err != nil {
-					err = &DecodeError{URL: p.meta.URL, ChunkStart: Offset(p.start), Index: idx, Err: err, Raw: append([]byte(nil), raw...)}
+					err = &DecodeError{URL: p.meta.URL, ChunkStart: dsclient.Offset(p.start), Index: idx, Err: err, Raw: append([]byte(nil), raw...)}
 				}
 			}
 		} else {
 			err = c.DecodeItem(&m.Data)
-			if err != nil && errors.Is(err, ErrParse) {
-				err = &DecodeError{URL: p.meta.URL, ChunkStart: Offset(p.start), Index: idx, Err: err}
+			if err != nil && errors.Is(err, dsclient.ErrParse) {
+				err = &DecodeError{URL: p.meta.URL, ChunkStart: dsclient.Offset(p.start), Index: idx, Err: err}
 			}
 		}
 		if err != nil {
@@ -742,7 +743,7 @@ func (p *Producer[T]) fillPieces(ctx context.Context, dst []pipeline.Message[T])
 			}
 		}
 		if err != nil {
-			m.Fail(&DecodeError{URL: p.meta.URL, ChunkStart: Offset(p.start), Index: p.piece, Err: err, Raw: data})
+			m.Fail(&DecodeError{URL: p.meta.URL, ChunkStart: dsclient.Offset(p.start), Index: p.piece, Err: err, Raw: data})
 			p.chunkFail++
 			p.decodeKO.Add(1)
 		}
@@ -761,7 +762,7 @@ func (p *Producer[T]) fillPieces(ctx context.Context, dst []pipeline.Message[T])
 }
 
 // stamp sets a message's metadata and acknowledger.
-func (p *Producer[T]) stamp(m *pipeline.Message[T], idx int, next Offset) {
+func (p *Producer[T]) stamp(m *pipeline.Message[T], idx int, next dsclient.Offset) {
 	m.Metadata = pipeline.Metadata{ChunkStart: p.start, ChunkNext: string(next), Index: idx, Chunk: p.meta}
 	if p.tc != nil {
 		m.SetAcknowledger(p.tracker, ack.Ref{Ptr: p.tc})
@@ -769,7 +770,7 @@ func (p *Producer[T]) stamp(m *pipeline.Message[T], idx int, next Offset) {
 }
 
 // endChunk seals the current chunk at next and reports it.
-func (p *Producer[T]) endChunk(next Offset) {
+func (p *Producer[T]) endChunk(next dsclient.Offset) {
 	m := p.meta
 	if p.tc != nil {
 		p.tc.Seal(next)
@@ -839,10 +840,10 @@ func (s *observedStore) Save(ctx context.Context, key, offset string) error {
 	t0 := time.Now()
 	err := s.CheckpointStore.Save(ctx, key, offset)
 	if s.real {
-		s.obs.CheckpointSaved(CheckpointEvent{URL: s.url, Key: key, Offset: Offset(offset), Duration: time.Since(t0), Err: err})
+		s.obs.CheckpointSaved(CheckpointEvent{URL: s.url, Key: key, Offset: dsclient.Offset(offset), Duration: time.Since(t0), Err: err})
 	}
 	if err == nil {
-		s.obs.Committed(CommitEvent{URL: s.url, Key: key, Offset: Offset(offset)})
+		s.obs.Committed(CommitEvent{URL: s.url, Key: key, Offset: dsclient.Offset(offset)})
 	}
 	return err
 }

@@ -8,17 +8,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/internal/refserver"
 	"github.com/sluice-go/sluice/pipeline"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
 )
 
 // checkBackpressure runs a pipeline whose batch handler blocks over a stream of n events that
 // the server returns in one response: the producer stops reading at MaxPending unfinished
 // messages and stays there while the sink is blocked; once released, every event arrives
 // once and the bound held throughout.
-func checkBackpressure(t *testing.T, s *ds.Stream, n int) {
+func checkBackpressure(t *testing.T, s *dsclient.Stream, n int) {
 	// Below what the pipeline's stages hold (2 processors × 2 × 64, plus 3 batches of 500),
 	// so that the producer's own bound is the one that stops the reads.
 	const maxPending = 1000
@@ -93,9 +94,9 @@ func checkBackpressure(t *testing.T, s *ds.Stream, n int) {
 }
 
 // fillFast appends n events in appends of 10,000.
-func fillFast(t *testing.T, s *ds.Stream, n int) {
+func fillFast(t *testing.T, s *dsclient.Stream, n int) {
 	t.Helper()
-	if _, err := s.Create(context.Background(), ds.CreateOptions{ContentType: "application/json"}); err != nil {
+	if _, err := s.Create(context.Background(), dsclient.CreateOptions{ContentType: "application/json"}); err != nil {
 		t.Fatal(err)
 	}
 	appendEvents(t, s, 0, n, 10000)
@@ -110,7 +111,7 @@ func backpressureSize() int {
 
 func TestProducerBackpressureOneResponse(t *testing.T) {
 	srv := dstest.ForTest(t, dstest.Options{}) // no chunk cap: one response holds the stream
-	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	n := backpressureSize()
 	fillFast(t, s, n)
 	checkBackpressure(t, s, n)
@@ -118,7 +119,7 @@ func TestProducerBackpressureOneResponse(t *testing.T) {
 
 func TestRefProducerBackpressureOneResponse(t *testing.T) {
 	srv := ref(t)
-	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	n := backpressureSize()
 	fillFast(t, s, n)
 	checkBackpressure(t, s, n)
@@ -127,11 +128,11 @@ func TestRefProducerBackpressureOneResponse(t *testing.T) {
 // Against the reference server: catch-up, live tail in long-poll and SSE modes, and close.
 func TestRefProducerLiveAndClose(t *testing.T) {
 	srv := ref(t)
-	for _, mode := range []ds.LiveMode{ds.LiveOff, ds.LiveLongPoll, ds.LiveSSE} {
+	for _, mode := range []dsclient.LiveMode{dsclient.LiveOff, dsclient.LiveLongPoll, dsclient.LiveSSE} {
 		t.Run(mode.String(), func(t *testing.T) {
-			s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+			s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 			fillOpen(t, s, 500, 50)
-			if mode != ds.LiveOff {
+			if mode != dsclient.LiveOff {
 				checkLiveTail(t, s, mode, 500, 1500)
 				return
 			}
@@ -155,7 +156,7 @@ func TestRefProducerFaults(t *testing.T) {
 		{TruncateBodyBytes: 3000, Count: 2, Method: "GET"},
 	}
 	for _, f := range faults {
-		s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+		s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 		fillOpen(t, s, 3000, 100)
 		u, _ := url.Parse(s.URL())
 		f.Path = u.Path

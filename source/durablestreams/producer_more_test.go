@@ -13,9 +13,10 @@ import (
 	"time"
 
 	"github.com/sluice-go/sluice/ack"
+	"github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/pipeline"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
 )
 
 // runStopAfter runs a pipeline over p that stops itself once it has handled stopAfter events
@@ -48,7 +49,7 @@ func TestProducerRestartFromCheckpoint(t *testing.T) {
 	for _, mode := range []ds.CommitMode{ds.CommitOnAck, ds.CommitOnReceive} {
 		t.Run(mode.String(), func(t *testing.T) {
 			srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 1 << 10})
-			s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+			s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 			const n = 6000
 			fillOpen(t, s, n, 25)
 			store, err := ack.NewFileStore(t.TempDir())
@@ -65,7 +66,7 @@ func TestProducerRestartFromCheckpoint(t *testing.T) {
 			p1 := newProducer()
 			first := runStopAfter(t, p1, 1500)
 			saved, found, _ := store.Load(context.Background(), p1.Key())
-			if !found || ds.Offset(saved) != p1.Committed() {
+			if !found || dsclient.Offset(saved) != p1.Committed() {
 				t.Fatalf("after the first run: saved %q (found %v), committed %q", saved, found, p1.Committed())
 			}
 			if first.total >= n {
@@ -106,10 +107,10 @@ func TestProducerRestartFromCheckpoint(t *testing.T) {
 // Following the stream: appends made while the pipeline runs are picked up in long-poll and
 // SSE modes, and closing the stream drains the pipeline and ends the run with nil.
 func TestProducerLiveTailAndClose(t *testing.T) {
-	for _, mode := range []ds.LiveMode{ds.LiveLongPoll, ds.LiveSSE, ds.LiveAuto} {
+	for _, mode := range []dsclient.LiveMode{dsclient.LiveLongPoll, dsclient.LiveSSE, dsclient.LiveAuto} {
 		t.Run(mode.String(), func(t *testing.T) {
 			srv := dstest.ForTest(t, dstest.Options{LongPollTimeout: 100 * time.Millisecond, SSELifetime: 300 * time.Millisecond})
-			s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+			s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 			fillOpen(t, s, 200, 50)
 			checkLiveTail(t, s, mode, 200, 1200)
 		})
@@ -119,7 +120,7 @@ func TestProducerLiveTailAndClose(t *testing.T) {
 // checkLiveTail runs a pipeline following s (which holds events 0..have-1) in mode, appends
 // events up to n while it runs, waits until it has handled them all, closes the stream, and
 // checks that the run ends with nil, every event handled once, the tail committed.
-func checkLiveTail(t *testing.T, s *ds.Stream, mode ds.LiveMode, have, n int) {
+func checkLiveTail(t *testing.T, s *dsclient.Stream, mode dsclient.LiveMode, have, n int) {
 	t.Helper()
 	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, Live: mode})
 	if err != nil {
@@ -169,9 +170,9 @@ func checkLiveTail(t *testing.T, s *ds.Stream, mode ds.LiveMode, have, n int) {
 // Stopping a pipeline that waits on a live read returns at once: the read is cancelled.
 func TestProducerStopCancelsLiveRead(t *testing.T) {
 	srv := dstest.ForTest(t, dstest.Options{LongPollTimeout: time.Hour})
-	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	fillOpen(t, s, 10, 10)
-	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, Live: ds.LiveLongPoll})
+	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, Live: dsclient.LiveLongPoll})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,13 +217,13 @@ func TestProducerSurvivesServerFaults(t *testing.T) {
 		"drop-burst": {Method: "GET", Drop: true, Count: 10},
 	}
 	for fname, f := range faults {
-		for _, mode := range []ds.LiveMode{ds.LiveOff, ds.LiveSSE} {
+		for _, mode := range []dsclient.LiveMode{dsclient.LiveOff, dsclient.LiveSSE} {
 			t.Run(fname+"/"+mode.String(), func(t *testing.T) {
 				srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 2 << 10, LongPollTimeout: 100 * time.Millisecond})
-				s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+				s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 				const n = 2000
 				fillOpen(t, s, n, 20)
-				if mode != ds.LiveOff {
+				if mode != dsclient.LiveOff {
 					if _, err := s.Close(context.Background()); err != nil {
 						t.Fatal(err)
 					}
@@ -248,20 +249,20 @@ func TestProducerSurvivesServerFaults(t *testing.T) {
 func TestProducerDecodeFailuresToDeadLetter(t *testing.T) {
 	srv := dstest.ForTest(t, dstest.Options{})
 	ctx := context.Background()
-	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry(), ds.WithContentType("application/json"))
-	if _, err := s.Create(ctx, ds.CreateOptions{}); err != nil {
+	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry(), dsclient.WithContentType("application/json"))
+	if _, err := s.Create(ctx, dsclient.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, body := range []string{`[{"n":0},{"n":1}]`, `[{"n":"two"},{"n":3}]`, `["four",{"n":5}]`, `[{"n":6}]`} {
-		if _, err := s.Append(ctx, []byte(body), ds.AppendOptions{}); err != nil {
+		if _, err := s.Append(ctx, []byte(body), dsclient.AppendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	dlq := ds.NewStream(srv.StreamURL(name(t)+"-dlq"), fastRetry(), ds.WithContentType("application/json"))
-	if _, err := dlq.Create(ctx, ds.CreateOptions{ContentType: "application/json"}); err != nil {
+	dlq := dsclient.NewStream(srv.StreamURL(name(t)+"-dlq"), fastRetry(), dsclient.WithContentType("application/json"))
+	if _, err := dlq.Create(ctx, dsclient.CreateOptions{ContentType: "application/json"}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := ds.NewWriter(dlq, ds.DefaultWriterOptions("dlq-"+name(t)))
+	w, err := dsclient.NewWriter(dlq, dsclient.DefaultWriterOptions("dlq-"+name(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +308,7 @@ func TestProducerDecodeFailuresToDeadLetter(t *testing.T) {
 	if failedSeen.Load() != 2 || got.total != 5 {
 		t.Fatalf("failed %d, handled %d; want 2 and 5", failedSeen.Load(), got.total)
 	}
-	recs, _, err := ds.ReadJSON[ds.DeadLetterRecord](ctx, dlq, ds.ReadOptions{})
+	recs, _, err := dsclient.ReadJSON[ds.DeadLetterRecord](ctx, dlq, dsclient.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,8 +335,8 @@ func TestProducerDecodeFailuresToDeadLetter(t *testing.T) {
 func TestProducerCustomDecode(t *testing.T) {
 	srv := dstest.ForTest(t, dstest.Options{})
 	ctx := context.Background()
-	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
-	if _, err := s.Create(ctx, ds.CreateOptions{ContentType: "application/json", Body: []byte(`[1,2,"x",4]`)}); err != nil {
+	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
+	if _, err := s.Create(ctx, dsclient.CreateOptions{ContentType: "application/json", Body: []byte(`[1,2,"x",4]`)}); err != nil {
 		t.Fatal(err)
 	}
 	p, err := ds.NewProducer(ds.ProducerOptions[int]{Stream: s, Decode: func(b []byte, dst *int) error { return json.Unmarshal(b, dst) }})
@@ -381,8 +382,8 @@ func TestProducerCustomDecode(t *testing.T) {
 func TestProducerTextAndBytes(t *testing.T) {
 	srv := dstest.ForTest(t, dstest.Options{})
 	ctx := context.Background()
-	text := ds.NewStream(srv.StreamURL(name(t)+"-text"), fastRetry(), ds.WithContentType("text/plain"))
-	if _, err := text.Create(ctx, ds.CreateOptions{ContentType: "text/plain"}); err != nil {
+	text := dsclient.NewStream(srv.StreamURL(name(t)+"-text"), fastRetry(), dsclient.WithContentType("text/plain"))
+	if _, err := text.Create(ctx, dsclient.CreateOptions{ContentType: "text/plain"}); err != nil {
 		t.Fatal(err)
 	}
 	var want []string
@@ -393,7 +394,7 @@ func TestProducerTextAndBytes(t *testing.T) {
 			want = append(want, line)
 			b.WriteString(line + "\n")
 		}
-		if _, err := text.Append(ctx, []byte(b.String()), ds.AppendOptions{}); err != nil {
+		if _, err := text.Append(ctx, []byte(b.String()), dsclient.AppendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -402,8 +403,8 @@ func TestProducerTextAndBytes(t *testing.T) {
 		t.Fatalf("lines %q, want %q", lines, want)
 	}
 
-	bin := ds.NewStream(srv.StreamURL(name(t)+"-bin"), fastRetry())
-	if _, err := bin.Create(ctx, ds.CreateOptions{ContentType: "application/octet-stream", Body: []byte{0, 1, 2, 255}}); err != nil {
+	bin := dsclient.NewStream(srv.StreamURL(name(t)+"-bin"), fastRetry())
+	if _, err := bin.Create(ctx, dsclient.CreateOptions{ContentType: "application/octet-stream", Body: []byte{0, 1, 2, 255}}); err != nil {
 		t.Fatal(err)
 	}
 	chunks := collect(t, ds.ProducerOptions[[]byte]{Stream: bin})
@@ -471,15 +472,15 @@ func collect[T any](t *testing.T, opts ds.ProducerOptions[T]) []T {
 // 404 ends the run with a typed error; with NotFoundWait the producer waits for the stream.
 func TestProducerNotFound(t *testing.T) {
 	srv := dstest.ForTest(t, dstest.Options{})
-	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s})
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = eventPipeline(t, p, func(context.Context, []pipeline.Message[event], pipeline.BatchInfo) error { return nil }).Run(runCtx(t))
-	var e *ds.Error
-	if !errors.Is(err, ds.ErrNotFound) || !errors.As(err, &e) || e.URL != s.URL() {
-		t.Fatalf("got %v, want a *ds.Error matching ErrNotFound", err)
+	var e *dsclient.Error
+	if !errors.Is(err, dsclient.ErrNotFound) || !errors.As(err, &e) || e.URL != s.URL() {
+		t.Fatalf("got %v, want a *dsclient.Error matching ErrNotFound", err)
 	}
 
 	p, err = ds.NewProducer(ds.ProducerOptions[event]{Stream: s, OnNotFound: ds.NotFoundWait})
@@ -489,7 +490,7 @@ func TestProducerNotFound(t *testing.T) {
 	done := make(chan *seen, 1)
 	go func() { done <- runStopAfter(t, p, 0) }()
 	body, _ := json.Marshal([]event{{N: 0}, {N: 1}, {N: 2}})
-	if _, err := s.Create(context.Background(), ds.CreateOptions{ContentType: "application/json", Body: body}); err != nil {
+	if _, err := s.Create(context.Background(), dsclient.CreateOptions{ContentType: "application/json", Body: body}); err != nil {
 		t.Fatal(err)
 	}
 	(<-done).exactlyOnce(t, 3)
@@ -499,7 +500,7 @@ func TestProducerNotFound(t *testing.T) {
 // resumes from the earliest offset, reports it, and reads on.
 func TestProducerGone(t *testing.T) {
 	srv := dstest.ForTest(t, dstest.Options{})
-	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	fillOpen(t, s, 100, 10)
 	u, _ := url.Parse(s.URL())
 	gone := dstest.Fault{Method: "GET", Status: 410}
@@ -509,7 +510,7 @@ func TestProducerGone(t *testing.T) {
 	}
 	p, _ := ds.NewProducer(ds.ProducerOptions[event]{Stream: s})
 	err := eventPipeline(t, p, func(context.Context, []pipeline.Message[event], pipeline.BatchInfo) error { return nil }).Run(runCtx(t))
-	if !errors.Is(err, ds.ErrGone) {
+	if !errors.Is(err, dsclient.ErrGone) {
 		t.Fatalf("got %v, want ErrGone", err)
 	}
 
@@ -535,7 +536,7 @@ func (o *goneObserver) Gone(ds.GoneEvent) { o.n.Add(1) }
 // message, and Run returns a *pipeline.HaltError.
 func TestProducerHaltKeepsOffsetBeforeFailure(t *testing.T) {
 	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 512})
-	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	const n, bad = 2000, 1234
 	fillOpen(t, s, n, 10)
 	store := new(ack.MemoryStore)
@@ -561,11 +562,11 @@ func TestProducerHaltKeepsOffsetBeforeFailure(t *testing.T) {
 		t.Fatalf("got %v, want *pipeline.HaltError", err)
 	}
 	c := p.Committed()
-	if c > ds.Offset(badChunk) {
+	if c > dsclient.Offset(badChunk) {
 		t.Fatalf("committed %q passed the failed message's chunk %q", c, badChunk)
 	}
 	saved, _, _ := store.Load(context.Background(), p.Key())
-	if ds.Offset(saved) > ds.Offset(badChunk) {
+	if dsclient.Offset(saved) > dsclient.Offset(badChunk) {
 		t.Fatalf("saved %q past the failed chunk %q", saved, badChunk)
 	}
 }

@@ -1,6 +1,10 @@
 package durablestreams
 
-import "time"
+import (
+	"time"
+
+	"github.com/sluice-go/sluice/dsclient"
+)
 
 // ProducerObserver receives a [Producer]'s events: chunks read, committed offset advances,
 // checkpoint saves and 410 resumes. The metrics package implements it with Prometheus
@@ -27,7 +31,7 @@ type ProducerChunkEvent struct {
 	// URL is the stream's URL.
 	URL string
 	// Start and Next are the offsets the chunk was read from and the offset after it.
-	Start, Next Offset
+	Start, Next dsclient.Offset
 	// Messages is how many messages the chunk gave (failed decodes included), and
 	// DecodeFailures how many of them failed to decode.
 	Messages, DecodeFailures int
@@ -40,7 +44,7 @@ type CommitEvent struct {
 	// URL is the stream's URL and Key the checkpoint key.
 	URL, Key string
 	// Offset is the committed offset.
-	Offset Offset
+	Offset dsclient.Offset
 }
 
 // CheckpointEvent reports a save to the checkpoint store.
@@ -48,7 +52,7 @@ type CheckpointEvent struct {
 	// URL is the stream's URL and Key the checkpoint key.
 	URL, Key string
 	// Offset is the offset saved (or not, when Err is set).
-	Offset Offset
+	Offset dsclient.Offset
 	// Duration is how long the save took.
 	Duration time.Duration
 	// Err is the store's error, or nil.
@@ -60,7 +64,7 @@ type GoneEvent struct {
 	// URL is the stream's URL.
 	URL string
 	// From is the offset the read was at; ResumeAt the offset it resumed from.
-	From, ResumeAt Offset
+	From, ResumeAt dsclient.Offset
 }
 
 // NopProducerObserver is a [ProducerObserver] that ignores every event; embed it to

@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/sluice-go/sluice/ack"
+	"github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/pipeline"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
 )
 
 // seen records which events a pipeline handled, and how often.
@@ -49,22 +50,22 @@ func (s *seen) exactlyOnce(t *testing.T, n int) {
 }
 
 // fillOpen creates a JSON stream holding events 0..n-1, appended perAppend at a time.
-func fillOpen(t *testing.T, s *ds.Stream, n, perAppend int) {
+func fillOpen(t *testing.T, s *dsclient.Stream, n, perAppend int) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := s.Create(ctx, ds.CreateOptions{ContentType: "application/json"}); err != nil {
+	if _, err := s.Create(ctx, dsclient.CreateOptions{ContentType: "application/json"}); err != nil {
 		t.Fatal(err)
 	}
 	appendEvents(t, s, 0, n, perAppend)
 }
 
-func appendEvents(t testing.TB, s *ds.Stream, from, to, perAppend int) {
+func appendEvents(t testing.TB, s *dsclient.Stream, from, to, perAppend int) {
 	t.Helper()
 	batch := make([]event, 0, perAppend)
 	for i := from; i < to; i++ {
 		batch = append(batch, event{N: i, S: "x"})
 		if len(batch) == perAppend || i == to-1 {
-			if _, err := ds.AppendJSONBatch(context.Background(), s, batch, ds.AppendOptions{}); err != nil {
+			if _, err := dsclient.AppendJSONBatch(context.Background(), s, batch, dsclient.AppendOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			batch = batch[:0]
@@ -102,7 +103,7 @@ func runCtx(t *testing.T) context.Context {
 // and saves the stream's tail.
 func TestProducerCatchUp(t *testing.T) {
 	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 2 << 10})
-	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	const n = 5000
 	fillOpen(t, s, n, 70)
 	store := new(ack.MemoryStore)
@@ -134,7 +135,7 @@ func TestProducerCatchUp(t *testing.T) {
 		t.Fatalf("committed %q, want the tail %q", c, head.NextOffset)
 	}
 	saved, ok, _ := store.Load(context.Background(), p.Key())
-	if !ok || ds.Offset(saved) != head.NextOffset {
+	if !ok || dsclient.Offset(saved) != head.NextOffset {
 		t.Fatalf("saved %q (found %v), want %q", saved, ok, head.NextOffset)
 	}
 	if st := p.Stats(); st.Pending != 0 || !st.AtTail || st.Messages != n || st.OldestPending != 0 {
@@ -148,7 +149,7 @@ func TestProducerCatchUp(t *testing.T) {
 // tail.
 func TestProducerCommitsOnlyFinishedPrefix(t *testing.T) {
 	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 1 << 10})
-	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	const n = 4000
 	fillOpen(t, s, n, 13)
 	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, MaxPending: 500})
@@ -159,7 +160,7 @@ func TestProducerCommitsOnlyFinishedPrefix(t *testing.T) {
 	var mu sync.Mutex
 	var violations []string
 	advanced := 0
-	last := ds.Offset("")
+	last := dsclient.Offset("")
 	pl := eventPipeline(t, p, func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
 		if rand.IntN(4) == 0 {
 			time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond) // work of random length, to reorder acks
@@ -175,7 +176,7 @@ func TestProducerCommitsOnlyFinishedPrefix(t *testing.T) {
 		}
 		last = c
 		for i := range ms {
-			if ds.Offset(ms[i].Metadata.ChunkStart) < c {
+			if dsclient.Offset(ms[i].Metadata.ChunkStart) < c {
 				violations = append(violations, fmt.Sprintf("committed %q passed unfinished event %d of chunk %q", c, ms[i].Data.N, ms[i].Metadata.ChunkStart))
 			}
 		}
@@ -220,7 +221,7 @@ func TestProducerOptionsValidation(t *testing.T) {
 // scrape does): under -race this finds unsynchronised fields.
 func TestProducerStatsWhileRunning(t *testing.T) {
 	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 1 << 10})
-	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
+	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	fillOpen(t, s, 3000, 10)
 	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, MaxPending: 200})
 	if err != nil {

@@ -16,9 +16,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/internal/refserver"
-	ds "github.com/sluice-go/sluice/source/durablestreams"
-	"github.com/sluice-go/sluice/source/durablestreams/dstest"
 )
 
 // Event is one order of the benchmark streams: about 100 bytes of JSON, such as
@@ -64,15 +64,15 @@ func SumQuarters(n int64) int64 {
 }
 
 // Fill creates a JSON stream at s holding events 0..n-1, appended perAppend at a time.
-func Fill(ctx context.Context, s *ds.Stream, n, perAppend int) error {
-	if _, err := s.Create(ctx, ds.CreateOptions{ContentType: "application/json"}); err != nil {
+func Fill(ctx context.Context, s *dsclient.Stream, n, perAppend int) error {
+	if _, err := s.Create(ctx, dsclient.CreateOptions{ContentType: "application/json"}); err != nil {
 		return fmt.Errorf("create %s: %w", s.URL(), err)
 	}
 	batch := make([]Event, 0, perAppend)
 	for i := range int64(n) {
 		batch = append(batch, NewEvent(i))
 		if len(batch) == perAppend || i == int64(n)-1 {
-			if _, err := ds.AppendJSONBatch(ctx, s, batch, ds.AppendOptions{}); err != nil {
+			if _, err := dsclient.AppendJSONBatch(ctx, s, batch, dsclient.AppendOptions{}); err != nil {
 				return fmt.Errorf("append to %s: %w", s.URL(), err)
 			}
 			batch = batch[:0]

@@ -1,0 +1,182 @@
+package dsclient
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Sentinel errors. Every error returned by an operation of this package is an [*Error] that
+// wraps exactly one of these kinds, so callers test the kind with [errors.Is] and read the
+// details with [errors.As]:
+//
+//	var e *durablestreams.Error
+//	if errors.As(err, &e) && errors.Is(err, durablestreams.ErrStaleEpoch) {
+//		log.Printf("fenced: server epoch is %d", e.Epoch)
+//	}
+//
+// HTTP statuses are mapped by the operation and the response headers, not by one table: a 409
+// is [ErrConflict] when creating, [ErrStreamClosed] when the server says the stream is closed,
+// [ErrSequenceConflict] for a Stream-Seq regression and [ErrSequenceGap] for an idempotent
+// producer's gap; a 403 is [ErrStaleEpoch] when it carries a producer epoch, else
+// [ErrForbidden].
+var (
+	// ErrNotFound: the stream does not exist (404), or has expired.
+	ErrNotFound = errors.New("dsclient: stream not found")
+	// ErrGone: the requested offset is before the earliest retained data, or the stream was
+	// soft-deleted (410). [Error.EarliestOffset] holds the earliest offset when the server
+	// gave one.
+	ErrGone = errors.New("dsclient: gone")
+	// ErrConflict: the stream exists with a different configuration, or the content type of
+	// an append does not match the stream's (409).
+	ErrConflict = errors.New("dsclient: conflict")
+	// ErrSequenceConflict: a Stream-Seq value was not greater than the last one (409).
+	ErrSequenceConflict = errors.New("dsclient: stream sequence conflict")
+	// ErrStreamClosed: the stream is closed and accepts no more appends (409 with
+	// Stream-Closed). [Error.NextOffset] holds the stream's final offset.
+	ErrStreamClosed = errors.New("dsclient: stream closed")
+	// ErrStaleEpoch: an idempotent producer's epoch is older than the server's (403).
+	// [Error.Epoch] holds the server's current epoch.
+	ErrStaleEpoch = errors.New("dsclient: stale producer epoch")
+	// ErrSequenceGap: an idempotent producer's sequence skipped ahead (409).
+	// [Error.ExpectedSeq] and [Error.ReceivedSeq] hold the server's view.
+	ErrSequenceGap = errors.New("dsclient: producer sequence gap")
+	// ErrBadRequest: the server rejected the request as malformed (400), for example an
+	// invalid offset or invalid JSON.
+	ErrBadRequest = errors.New("dsclient: bad request")
+	// ErrUnauthorized: authentication is missing or invalid (401).
+	ErrUnauthorized = errors.New("dsclient: unauthorized")
+	// ErrForbidden: access is denied (403).
+	ErrForbidden = errors.New("dsclient: forbidden")
+	// ErrRateLimited: too many requests (429). [Error.RetryAfter] holds the server's
+	// Retry-After when it sent one.
+	ErrRateLimited = errors.New("dsclient: rate limited")
+	// ErrPayloadTooLarge: the request body exceeds the server's limit (413).
+	ErrPayloadTooLarge = errors.New("dsclient: payload too large")
+	// ErrServerError: the server failed (5xx).
+	ErrServerError = errors.New("dsclient: server error")
+	// ErrUnexpectedStatus: the server answered with a status the operation does not expect.
+	ErrUnexpectedStatus = errors.New("dsclient: unexpected status")
+	// ErrNetwork: the request failed below HTTP (connection refused, reset, dropped).
+	ErrNetwork = errors.New("dsclient: network error")
+	// ErrParse: a response could not be parsed: malformed JSON, a malformed SSE control
+	// event, bad base64, or a missing protocol header.
+	ErrParse = errors.New("dsclient: malformed response")
+	// ErrTooLarge: a JSON item or an in-memory read exceeds the configured limit
+	// ([ReadOptions.MaxBytes]).
+	ErrTooLarge = errors.New("dsclient: response exceeds the size limit")
+	// ErrInvalidArgument: the caller passed an invalid option or argument; nothing was sent.
+	ErrInvalidArgument = errors.New("dsclient: invalid argument")
+)
+
+// Op names an operation, for errors and observer events.
+type Op string
+
+// Operations.
+const (
+	OpCreate Op = "create"
+	OpHead   Op = "head"
+	OpDelete Op = "delete"
+	OpAppend Op = "append"
+	OpClose  Op = "close"
+	OpRead   Op = "read"
+)
+
+// Error is the error returned by every operation. It wraps one of the sentinel kinds (Kind)
+// and, when there is one, the underlying cause (Err).
+type Error struct {
+	// Op is the operation that failed.
+	Op Op
+	// URL is the stream URL (without query parameters).
+	URL string
+	// Status is the HTTP status, or 0 when no response was received.
+	Status int
+	// Kind is the sentinel error this error wraps, such as [ErrNotFound].
+	Kind error
+	// Detail is the server's explanation (the start of the response body) or the client's.
+	Detail string
+	// Offset is the offset a read asked for, when the operation is a read.
+	Offset Offset
+	// EarliestOffset is the earliest retained offset, for [ErrGone] when the server sent it.
+	EarliestOffset Offset
+	// NextOffset is the stream's final offset, for [ErrStreamClosed] when the server sent it.
+	NextOffset Offset
+	// RetryAfter is the server's Retry-After, for [ErrRateLimited] and 503s.
+	RetryAfter time.Duration
+	// Epoch is the server's current producer epoch, for [ErrStaleEpoch].
+	Epoch int64
+	// ExpectedSeq and ReceivedSeq are the server's view of a producer sequence gap, for
+	// [ErrSequenceGap].
+	ExpectedSeq, ReceivedSeq int64
+	// Attempts is how many times the request was sent.
+	Attempts int
+	// Err is the underlying cause (a network or parse error), or nil.
+	Err error
+}
+
+// Error describes the failure, naming the operation and the stream URL.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("dsclient: ")
+	b.WriteString(string(e.Op))
+	b.WriteByte(' ')
+	b.WriteString(e.URL)
+	if e.Offset != "" {
+		b.WriteString(" at offset ")
+		b.WriteString(string(e.Offset))
+	}
+	b.WriteString(": ")
+	if e.Kind != nil {
+		b.WriteString(strings.TrimPrefix(e.Kind.Error(), "dsclient: "))
+	} else {
+		b.WriteString("error")
+	}
+	if e.Status != 0 {
+		fmt.Fprintf(&b, " (HTTP %d)", e.Status)
+	}
+	switch {
+	case errors.Is(e.Kind, ErrStaleEpoch):
+		fmt.Fprintf(&b, "; server epoch %d", e.Epoch)
+	case errors.Is(e.Kind, ErrSequenceGap):
+		fmt.Fprintf(&b, "; expected sequence %d, received %d", e.ExpectedSeq, e.ReceivedSeq)
+	case errors.Is(e.Kind, ErrGone) && e.EarliestOffset != "":
+		fmt.Fprintf(&b, "; earliest offset %s", e.EarliestOffset)
+	case errors.Is(e.Kind, ErrRateLimited) && e.RetryAfter > 0:
+		fmt.Fprintf(&b, "; retry after %s", e.RetryAfter)
+	}
+	if e.Detail != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Detail)
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	if e.Attempts > 1 {
+		fmt.Fprintf(&b, " (after %d attempts)", e.Attempts)
+	}
+	return b.String()
+}
+
+// Unwrap returns the kind and the cause, for [errors.Is] and [errors.As].
+func (e *Error) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Err}
+}
+
+// Temporary reports whether the failure is transient: a network error, a 429 or a 5xx. The
+// client has already retried such failures as its [RetryPolicy] allows.
+func (e *Error) Temporary() bool {
+	switch e.Kind {
+	case ErrNetwork, ErrRateLimited, ErrServerError:
+		return true
+	}
+	return false
+}
+
+func invalidArg(op Op, url, format string, args ...any) *Error {
+	return &Error{Op: op, URL: url, Kind: ErrInvalidArgument, Detail: fmt.Sprintf(format, args...)}
+}
