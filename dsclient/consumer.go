@@ -16,9 +16,9 @@ var ErrRetryBatch = errors.New("dsclient: retry batch")
 // RetryBatch wraps err so that the [Consumer] retries the batch instead of stopping.
 func RetryBatch(err error) error { return fmt.Errorf("%w: %w", ErrRetryBatch, err) }
 
-// Batch is what a [Consumer] hands its handler: the items of one chunk (or of part of it,
+// ConsumerBatch is what a [Consumer] hands its handler: the items of one chunk (or of part of it,
 // with [ConsumerOptions.MaxBatchItems]), with the chunk's metadata.
-type Batch struct {
+type ConsumerBatch struct {
 	// Items are the JSON items' raw bytes (JSON streams only). They are valid during the
 	// handler call only.
 	Items [][]byte
@@ -33,11 +33,11 @@ type Batch struct {
 	Last bool
 }
 
-// BatchHandler handles one batch. Returning nil commits the batch (at the end of its chunk);
+// ConsumerHandler handles one batch. Returning nil commits the batch (at the end of its chunk);
 // returning an error wrapped with [RetryBatch] hands the same batch again after a backoff;
 // any other error stops the consumer, and [Consumer.Run] returns it, with the committed
 // offset still at the start of the failed chunk.
-type BatchHandler func(ctx context.Context, b Batch) error
+type ConsumerHandler func(ctx context.Context, b ConsumerBatch) error
 
 // ConsumerOptions configures a [Consumer].
 type ConsumerOptions struct {
@@ -56,7 +56,7 @@ type ConsumerOptions struct {
 	// MaxBytes is [ReadOptions.MaxBytes]. Default: 64 MiB.
 	MaxBytes int
 	// Handler handles each batch. Required.
-	Handler BatchHandler
+	Handler ConsumerHandler
 }
 
 // Consumer is a long-running reader: it reads the stream in order, hands each chunk to a
@@ -161,7 +161,7 @@ func (c *Consumer) handleChunk(ctx context.Context, ch *Chunk) error {
 			return err
 		}
 		if len(data) > 0 {
-			if err := c.call(ctx, Batch{Data: data, Chunk: ch.info, Last: true}); err != nil {
+			if err := c.call(ctx, ConsumerBatch{Data: data, Chunk: ch.info, Last: true}); err != nil {
 				return err
 			}
 		}
@@ -185,7 +185,7 @@ func (c *Consumer) handleChunk(ctx context.Context, ch *Chunk) error {
 			}
 			last := err == io.EOF
 			if len(items) > 0 {
-				if err := c.call(ctx, Batch{Items: fixArena(items, arena), Chunk: ch.info, First: first, Last: last}); err != nil {
+				if err := c.call(ctx, ConsumerBatch{Items: fixArena(items, arena), Chunk: ch.info, First: first, Last: last}); err != nil {
 					return err
 				}
 			}
@@ -215,7 +215,7 @@ func fixArena(items [][]byte, arena []byte) [][]byte {
 }
 
 // call runs the handler, retrying batches it asks to retry.
-func (c *Consumer) call(ctx context.Context, b Batch) error {
+func (c *Consumer) call(ctx context.Context, b ConsumerBatch) error {
 	bo := c.s.cfg.retry.Backoff()
 	for {
 		start := time.Now()
@@ -236,7 +236,7 @@ func (c *Consumer) call(ctx context.Context, b Batch) error {
 }
 
 // safeHandle calls the handler, turning a panic into an error.
-func (c *Consumer) safeHandle(ctx context.Context, b Batch) (err error) {
+func (c *Consumer) safeHandle(ctx context.Context, b ConsumerBatch) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("dsclient: consumer handler panicked: %v", p)

@@ -22,7 +22,7 @@ func TestRefConsumer(t *testing.T) {
 	var got []int
 	retried, failOnce := false, true
 	var c *ds.Consumer
-	c, err := ds.NewConsumer(s, ds.ConsumerOptions{MaxBatchItems: 2, Handler: func(ctx context.Context, b ds.Batch) error {
+	c, err := ds.NewConsumer(s, ds.ConsumerOptions{MaxBatchItems: 2, Handler: func(ctx context.Context, b ds.ConsumerBatch) error {
 		if c.InFlight() != tail.NextOffset || c.Committed() != ds.Beginning {
 			t.Errorf("in flight %q committed %q during the chunk", c.InFlight(), c.Committed())
 		}
@@ -61,7 +61,7 @@ func TestRefConsumer(t *testing.T) {
 	// Live: a new append arrives; cancelling ends Run with the context's error.
 	lctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	lc, _ := ds.NewConsumer(s, ds.ConsumerOptions{Offset: c.Committed(), Live: ds.LiveLongPoll, Handler: func(ctx context.Context, b ds.Batch) error {
+	lc, _ := ds.NewConsumer(s, ds.ConsumerOptions{Offset: c.Committed(), Live: ds.LiveLongPoll, Handler: func(ctx context.Context, b ds.ConsumerBatch) error {
 		cancel()
 		return nil
 	}})

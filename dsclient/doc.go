@@ -1,6 +1,6 @@
 // Package dsclient is a client for the Durable Streams protocol: HTTP append-only
 // streams with offsets, catch-up and live reads (long-poll and Server-Sent Events), stream
-// closure, and idempotent producers.
+// closure, and idempotent writers.
 //
 // It imports nothing of the pipeline runtime: a program that only reads or writes streams
 // uses it alone. The pipeline source built on it is package
@@ -23,7 +23,7 @@
 //	_, err = s.AppendJSON(ctx, order, dsclient.AppendOptions{})
 //
 // Operations: [Stream.Create], [Stream.Head], [Stream.Delete], [Stream.Append],
-// [Stream.AppendJSON], [AppendJSONBatch] and [Stream.Close].
+// [Stream.AppendJSON], [AppendJSONBatch] and [Stream.CloseStream].
 //
 // # Reading
 //
@@ -49,11 +49,11 @@
 // itself from the chunk's start offset and skips what it already delivered — data at an
 // offset never changes — so nothing is skipped or repeated. A plain append is retried only
 // when that is safe: the request provably never reached the server, or the server refused it
-// unprocessed (429, 503); appends with idempotent-producer headers are always safe to retry.
+// unprocessed (429, 503); appends with idempotent-append headers are always safe to retry.
 //
 // # Writer and Consumer
 //
-// [Writer] is the idempotent producer: batching, pipelining, epochs, auto-claim, duplicate
+// [Writer] is the idempotent writer (the protocol's idempotent producer, section 5.2.1): batching, pipelining, epochs, auto-claim, duplicate
 // detection. [Consumer] is a long-running reader that hands each chunk to a handler and
 // commits its offset only after the handler succeeds.
 //

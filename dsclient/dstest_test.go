@@ -47,7 +47,7 @@ func fillClosed(t *testing.T, s *ds.Stream, n, perAppend int) {
 			batch = batch[:0]
 		}
 	}
-	if _, err := s.Close(ctx); err != nil {
+	if _, err := s.CloseStream(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -88,7 +88,7 @@ func TestDstestSSEReconnects(t *testing.T) {
 		for i := range n {
 			s.AppendJSON(ctx, event{N: i}, ds.AppendOptions{})
 		}
-		s.Close(ctx)
+		s.CloseStream(ctx)
 	}()
 	next := 0
 	for {

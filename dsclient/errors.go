@@ -19,7 +19,7 @@ import (
 // HTTP statuses are mapped by the operation and the response headers, not by one table: a 409
 // is [ErrConflict] when creating, [ErrStreamClosed] when the server says the stream is closed,
 // [ErrSequenceConflict] for a Stream-Seq regression and [ErrSequenceGap] for an idempotent
-// producer's gap; a 403 is [ErrStaleEpoch] when it carries a producer epoch, else
+// writer's gap; a 403 is [ErrStaleEpoch] when it carries a producer epoch, else
 // [ErrForbidden].
 var (
 	// ErrNotFound: the stream does not exist (404), or has expired.
@@ -36,12 +36,12 @@ var (
 	// ErrStreamClosed: the stream is closed and accepts no more appends (409 with
 	// Stream-Closed). [Error.NextOffset] holds the stream's final offset.
 	ErrStreamClosed = errors.New("dsclient: stream closed")
-	// ErrStaleEpoch: an idempotent producer's epoch is older than the server's (403).
+	// ErrStaleEpoch: an idempotent writer's epoch is older than the server's (403).
 	// [Error.Epoch] holds the server's current epoch.
-	ErrStaleEpoch = errors.New("dsclient: stale producer epoch")
-	// ErrSequenceGap: an idempotent producer's sequence skipped ahead (409).
+	ErrStaleEpoch = errors.New("dsclient: stale writer epoch")
+	// ErrSequenceGap: an idempotent writer's sequence skipped ahead (409).
 	// [Error.ExpectedSeq] and [Error.ReceivedSeq] hold the server's view.
-	ErrSequenceGap = errors.New("dsclient: producer sequence gap")
+	ErrSequenceGap = errors.New("dsclient: writer sequence gap")
 	// ErrBadRequest: the server rejected the request as malformed (400), for example an
 	// invalid offset or invalid JSON.
 	ErrBadRequest = errors.New("dsclient: bad request")
@@ -104,9 +104,9 @@ type Error struct {
 	NextOffset Offset
 	// RetryAfter is the server's Retry-After, for [ErrRateLimited] and 503s.
 	RetryAfter time.Duration
-	// Epoch is the server's current producer epoch, for [ErrStaleEpoch].
+	// Epoch is the server's current writer epoch, for [ErrStaleEpoch].
 	Epoch int64
-	// ExpectedSeq and ReceivedSeq are the server's view of a producer sequence gap, for
+	// ExpectedSeq and ReceivedSeq are the server's view of a writer sequence gap, for
 	// [ErrSequenceGap].
 	ExpectedSeq, ReceivedSeq int64
 	// Attempts is how many times the request was sent.

@@ -175,7 +175,7 @@ func ExampleConsumer() {
 
 	c, _ := ds.NewConsumer(s, ds.ConsumerOptions{
 		MaxBatchItems: 2,
-		Handler: func(ctx context.Context, b ds.Batch) error {
+		Handler: func(ctx context.Context, b ds.ConsumerBatch) error {
 			fmt.Println("batch of", len(b.Items), "starting at item", b.First, "last:", b.Last)
 			return nil
 		},

@@ -9,28 +9,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"unicode/utf8"
+
+	"github.com/sluice-go/sluice/internal/protocol"
 )
 
-// Protocol headers and parameters.
-const (
-	hdrNextOffset     = "Stream-Next-Offset"
-	hdrCursor         = "Stream-Cursor"
-	hdrUpToDate       = "Stream-Up-To-Date"
-	hdrClosed         = "Stream-Closed"
-	hdrTTL            = "Stream-TTL"
-	hdrExpiresAt      = "Stream-Expires-At"
-	hdrSeq            = "Stream-Seq"
-	hdrEarliest       = "Stream-Earliest-Offset"
-	hdrSSEEncoding    = "Stream-Sse-Data-Encoding"
-	hdrProducerID     = "Producer-Id"
-	hdrProducerEpoch  = "Producer-Epoch"
-	hdrProducerSeq    = "Producer-Seq"
-	hdrExpectedSeq    = "Producer-Expected-Seq"
-	hdrReceivedSeq    = "Producer-Received-Seq"
-	ctypeJSON         = "application/json"
-	ctypeOctetStream  = "application/octet-stream"
-	maxErrorBodyBytes = 4 << 10
-)
+// maxErrorBodyBytes bounds what is read of an error response's body.
+const maxErrorBodyBytes = 4 << 10
 
 // headerTrue reports whether a boolean protocol header is present with value "true"
 // (case-insensitive); any other value counts as absent (protocol section 4.1).
@@ -50,7 +34,7 @@ func headerInt(h http.Header, name string) (int64, bool) {
 // isJSONType reports whether a content type is application/json (parameters ignored).
 func isJSONType(ct string) bool {
 	mt, _, _ := strings.Cut(ct, ";")
-	return strings.EqualFold(strings.TrimSpace(mt), ctypeJSON)
+	return strings.EqualFold(strings.TrimSpace(mt), protocol.ContentTypeJSON)
 }
 
 // isTextType reports whether a content type is text/*.
@@ -80,7 +64,7 @@ func (s *Stream) statusError(r *request, resp *http.Response) *Error {
 	case code == http.StatusUnauthorized:
 		e.Kind = ErrUnauthorized
 	case code == http.StatusForbidden:
-		if ep, ok := headerInt(h, hdrProducerEpoch); ok && hasHeader(r, hdrProducerID) {
+		if ep, ok := headerInt(h, protocol.HeaderProducerEpoch); ok && hasHeader(r, protocol.HeaderProducerID) {
 			e.Kind, e.Epoch = ErrStaleEpoch, ep
 		} else {
 			e.Kind = ErrForbidden
@@ -89,19 +73,19 @@ func (s *Stream) statusError(r *request, resp *http.Response) *Error {
 		e.Kind = ErrNotFound
 	case code == http.StatusConflict:
 		switch {
-		case headerTrue(h, hdrClosed):
-			e.Kind, e.NextOffset = ErrStreamClosed, Offset(h.Get(hdrNextOffset))
-		case h.Get(hdrExpectedSeq) != "":
+		case headerTrue(h, protocol.HeaderClosed):
+			e.Kind, e.NextOffset = ErrStreamClosed, Offset(h.Get(protocol.HeaderNextOffset))
+		case h.Get(protocol.HeaderExpectedSeq) != "":
 			e.Kind = ErrSequenceGap
-			e.ExpectedSeq, _ = headerInt(h, hdrExpectedSeq)
-			e.ReceivedSeq, _ = headerInt(h, hdrReceivedSeq)
-		case r.op == OpAppend && hasHeader(r, hdrSeq) && !strings.Contains(strings.ToLower(e.Detail), "content-type"):
+			e.ExpectedSeq, _ = headerInt(h, protocol.HeaderExpectedSeq)
+			e.ReceivedSeq, _ = headerInt(h, protocol.HeaderReceivedSeq)
+		case r.op == OpAppend && hasHeader(r, protocol.HeaderSeq) && !strings.Contains(strings.ToLower(e.Detail), "content-type"):
 			e.Kind = ErrSequenceConflict
 		default:
 			e.Kind = ErrConflict
 		}
 	case code == http.StatusGone:
-		e.Kind, e.EarliestOffset = ErrGone, Offset(h.Get(hdrEarliest))
+		e.Kind, e.EarliestOffset = ErrGone, Offset(h.Get(protocol.HeaderEarliestOffset))
 	case code == http.StatusRequestEntityTooLarge:
 		e.Kind = ErrPayloadTooLarge
 	case code == http.StatusTooManyRequests:

@@ -112,13 +112,13 @@ type ConsumerBatchEvent struct {
 
 // WriterBatchEvent describes one [Writer] batch (one POST).
 type WriterBatchEvent struct {
-	URL        string
-	ProducerID string
-	Epoch      int64
-	Seq        int64
-	Items      int
-	Bytes      int
-	Duration   time.Duration // from the first send to the outcome, retries included
-	Duplicate  bool          // the server had already stored this batch (204)
-	Err        error
+	URL       string
+	WriterID  string
+	Epoch     int64
+	Seq       int64
+	Items     int
+	Bytes     int
+	Duration  time.Duration // from the first send to the outcome, retries included
+	Duplicate bool          // the server had already stored this batch (204)
+	Err       error
 }

@@ -1,5 +1,7 @@
 package dsclient
 
+import "github.com/sluice-go/sluice/internal/protocol"
+
 // Offset is a position in a stream: an opaque token handed out by the server (in
 // Stream-Next-Offset headers and SSE control events), or one of the two sentinels
 // [Beginning] and [Now].
@@ -11,9 +13,9 @@ type Offset string
 
 const (
 	// Beginning is the sentinel offset "-1": read from the start of the stream.
-	Beginning Offset = "-1"
+	Beginning Offset = protocol.OffsetBeginning
 	// Now is the sentinel offset "now": skip existing data and read from the current tail.
-	Now Offset = "now"
+	Now Offset = protocol.OffsetNow
 )
 
 // String returns the offset token.

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/sluice-go/sluice/internal/protocol"
 )
 
 // LiveMode selects how a read behaves once it has caught up with the stream's tail.
@@ -212,9 +214,9 @@ func (r *ChunkReader) fetch(offset Offset, longPoll bool) (*Chunk, error) {
 	req := &request{op: OpRead, method: http.MethodGet, offset: offset, safety: idempotent,
 		query: []kv{{"offset", string(offset)}}}
 	if longPoll {
-		req.query = append(req.query, kv{"live", "long-poll"})
+		req.query = append(req.query, kv{protocol.ParamLive, protocol.LiveLongPoll})
 		if r.cursor != "" {
-			req.query = append(req.query, kv{"cursor", r.cursor})
+			req.query = append(req.query, kv{protocol.ParamCursor, r.cursor})
 		}
 	}
 	resp, err := r.s.do(r.ctx, req)
@@ -285,22 +287,22 @@ func (r *ChunkReader) nextSSE() (*Chunk, error) {
 
 func (r *ChunkReader) connectSSE() error {
 	req := &request{op: OpRead, method: http.MethodGet, offset: r.offset, safety: idempotent,
-		query: []kv{{"offset", string(r.offset)}, {"live", "sse"}}}
+		query: []kv{{"offset", string(r.offset)}, {protocol.ParamLive, protocol.LiveSSE}}}
 	if r.cursor != "" {
-		req.query = append(req.query, kv{"cursor", r.cursor})
+		req.query = append(req.query, kv{protocol.ParamCursor, r.cursor})
 	}
 	resp, err := r.s.do(r.ctx, req)
 	if err != nil {
 		return err
 	}
 	ct := resp.Header.Get("Content-Type")
-	if mt, _, _ := strings.Cut(ct, ";"); !strings.EqualFold(strings.TrimSpace(mt), "text/event-stream") {
+	if mt, _, _ := strings.Cut(ct, ";"); !strings.EqualFold(strings.TrimSpace(mt), protocol.ContentTypeEventStream) {
 		resp.Body.Close()
 		return &Error{Op: OpRead, URL: r.s.url, Kind: ErrParse, Offset: r.offset, Status: resp.StatusCode,
 			Detail: fmt.Sprintf("SSE response has content type %q, want text/event-stream", ct)}
 	}
 	streamCT := r.contentType
-	b64 := strings.EqualFold(strings.TrimSpace(resp.Header.Get(hdrSSEEncoding)), "base64")
+	b64 := strings.EqualFold(strings.TrimSpace(resp.Header.Get(protocol.HeaderSSEEncoding)), protocol.SSEEncodingBase64)
 	r.conn = newSSEConn(resp.Body, streamCT, b64, r.opts.MaxBytes)
 	return nil
 }
@@ -391,7 +393,7 @@ func (t *trackReader) Read(p []byte) (int, error) {
 func (c *Chunk) attach(resp *http.Response) error {
 	r := c.r
 	h := resp.Header
-	next := h.Get(hdrNextOffset)
+	next := h.Get(protocol.HeaderNextOffset)
 	if next == "" {
 		resp.Body.Close()
 		return &Error{Op: OpRead, URL: r.s.url, Kind: ErrParse, Offset: c.info.StartOffset, Status: resp.StatusCode,
@@ -399,9 +401,9 @@ func (c *Chunk) attach(resp *http.Response) error {
 	}
 	c.info.NextOffset = Offset(next)
 	c.status = resp.StatusCode
-	c.info.Cursor = h.Get(hdrCursor)
-	c.info.UpToDate = headerTrue(h, hdrUpToDate)
-	c.info.Closed = headerTrue(h, hdrClosed)
+	c.info.Cursor = h.Get(protocol.HeaderCursor)
+	c.info.UpToDate = headerTrue(h, protocol.HeaderUpToDate)
+	c.info.Closed = headerTrue(h, protocol.HeaderClosed)
 	if c.info.Closed {
 		c.info.UpToDate = true
 	}

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/sluice-go/sluice/internal/protocol"
 )
 
 // Stream is a handle to one durable stream: its URL plus the client's settings. It is cheap,
@@ -65,13 +67,13 @@ func (s *Stream) Create(ctx context.Context, opts CreateOptions) (CreateResult, 
 		return CreateResult{}, invalidArg(OpCreate, s.url, "TTL must be a non-negative whole number of seconds, got %s", opts.TTL)
 	}
 	if opts.TTL > 0 {
-		r.header = append(r.header, kv{hdrTTL, strconv.FormatInt(int64(opts.TTL/time.Second), 10)})
+		r.header = append(r.header, kv{protocol.HeaderTTL, strconv.FormatInt(int64(opts.TTL/time.Second), 10)})
 	}
 	if !opts.ExpiresAt.IsZero() {
-		r.header = append(r.header, kv{hdrExpiresAt, opts.ExpiresAt.UTC().Format(time.RFC3339Nano)})
+		r.header = append(r.header, kv{protocol.HeaderExpiresAt, opts.ExpiresAt.UTC().Format(time.RFC3339Nano)})
 	}
 	if opts.Closed {
-		r.header = append(r.header, kv{hdrClosed, "true"})
+		r.header = append(r.header, kv{protocol.HeaderClosed, "true"})
 	}
 	if len(opts.Body) > 0 {
 		r.body = opts.Body
@@ -83,13 +85,13 @@ func (s *Stream) Create(ctx context.Context, opts CreateOptions) (CreateResult, 
 	drain(resp)
 	return CreateResult{
 		Created:    resp.StatusCode == http.StatusCreated,
-		NextOffset: Offset(resp.Header.Get(hdrNextOffset)),
-		Closed:     headerTrue(resp.Header, hdrClosed),
+		NextOffset: Offset(resp.Header.Get(protocol.HeaderNextOffset)),
+		Closed:     headerTrue(resp.Header, protocol.HeaderClosed),
 	}, nil
 }
 
-// Metadata describes a stream, from [Stream.Head].
-type Metadata struct {
+// StreamInfo describes a stream, from [Stream.Head].
+type StreamInfo struct {
 	// ContentType is the stream's content type.
 	ContentType string
 	// NextOffset is the tail offset: where the next append will land.
@@ -106,23 +108,23 @@ type Metadata struct {
 
 // Head returns the stream's metadata (HEAD). A missing stream is [ErrNotFound]. It blocks
 // until the server answers, retrying transient failures.
-func (s *Stream) Head(ctx context.Context) (Metadata, error) {
+func (s *Stream) Head(ctx context.Context) (StreamInfo, error) {
 	resp, err := s.do(ctx, &request{op: OpHead, method: http.MethodHead, safety: idempotent})
 	if err != nil {
-		return Metadata{}, err
+		return StreamInfo{}, err
 	}
 	drain(resp)
 	h := resp.Header
-	m := Metadata{
+	m := StreamInfo{
 		ContentType: h.Get("Content-Type"),
-		NextOffset:  Offset(h.Get(hdrNextOffset)),
-		Closed:      headerTrue(h, hdrClosed),
+		NextOffset:  Offset(h.Get(protocol.HeaderNextOffset)),
+		Closed:      headerTrue(h, protocol.HeaderClosed),
 		ETag:        h.Get("ETag"),
 	}
-	if n, ok := headerInt(h, hdrTTL); ok && n > 0 {
+	if n, ok := headerInt(h, protocol.HeaderTTL); ok && n > 0 {
 		m.TTL = time.Duration(n) * time.Second
 	}
-	if v := h.Get(hdrExpiresAt); v != "" {
+	if v := h.Get(protocol.HeaderExpiresAt); v != "" {
 		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 			m.ExpiresAt = t
 		}
@@ -157,11 +159,12 @@ type AppendOptions struct {
 	Seq string
 	// Close closes the stream atomically with this append (with nil data: close only).
 	Close bool
-	// Producer, when set, sends the idempotent-producer headers; the server then
-	// deduplicates retries, so such an append is retried on any transient failure. [Writer]
-	// sets it; most callers use a Writer instead.
-	Producer *ProducerHeaders
-	// RetryAmbiguous retries a plain append (no Producer) on every transient failure,
+	// Idempotent, when set, sends the protocol's idempotent-append headers (Producer-Id,
+	// Producer-Epoch, Producer-Seq); the server then deduplicates retries, so such an append
+	// is retried on any transient failure. [Writer] sets it; most callers use a Writer
+	// instead. Default: nil, a plain append.
+	Idempotent *IdempotentHeaders
+	// RetryAmbiguous retries a plain append (no Idempotent) on every transient failure,
 	// including 5xx and connection failures after the request was sent, where the server may
 	// have stored the data: the append becomes at-least-once and may be duplicated. Default:
 	// false — a plain append is retried only when it provably did not reach the server, or
@@ -169,11 +172,15 @@ type AppendOptions struct {
 	RetryAmbiguous bool
 }
 
-// ProducerHeaders are the idempotent-producer headers of one append (protocol section 5.2.1).
-type ProducerHeaders struct {
-	ID    string
+// IdempotentHeaders are the idempotent-append headers of one append (protocol section
+// 5.2.1): the writer's id, its epoch and the batch's sequence number.
+type IdempotentHeaders struct {
+	// ID is sent as Producer-Id: the writer's identity across restarts.
+	ID string
+	// Epoch is sent as Producer-Epoch.
 	Epoch int64
-	Seq   int64
+	// Seq is sent as Producer-Seq: the batch's number within the epoch.
+	Seq int64
 }
 
 // AppendResult describes a successful append.
@@ -182,7 +189,7 @@ type AppendResult struct {
 	NextOffset Offset
 	// Closed reports whether the stream is now closed.
 	Closed bool
-	// Duplicate is true when the server had already stored this producer batch (204 to an
+	// Duplicate is true when the server had already stored this writer batch (204 to an
 	// idempotent append); nothing was stored again.
 	Duplicate bool
 	// ProducerEpoch and ProducerSeq echo the server's producer state (idempotent appends).
@@ -208,22 +215,22 @@ func (s *Stream) Append(ctx context.Context, data []byte, opts AppendOptions) (A
 		r.ctype = s.contentType(opts.ContentType)
 	}
 	if opts.Seq != "" {
-		r.header = append(r.header, kv{hdrSeq, opts.Seq})
+		r.header = append(r.header, kv{protocol.HeaderSeq, opts.Seq})
 	}
 	if opts.Close {
-		r.header = append(r.header, kv{hdrClosed, "true"})
+		r.header = append(r.header, kv{protocol.HeaderClosed, "true"})
 		if len(data) == 0 {
 			r.safety = idempotent // close-only is idempotent
 		}
 	}
-	if p := opts.Producer; p != nil {
+	if p := opts.Idempotent; p != nil {
 		if p.ID == "" || p.Epoch < 0 || p.Seq < 0 {
-			return AppendResult{}, invalidArg(op, s.url, "producer headers need a non-empty id and non-negative epoch and sequence")
+			return AppendResult{}, invalidArg(op, s.url, "idempotent headers need a non-empty id and non-negative epoch and sequence")
 		}
 		r.header = append(r.header,
-			kv{hdrProducerID, p.ID},
-			kv{hdrProducerEpoch, strconv.FormatInt(p.Epoch, 10)},
-			kv{hdrProducerSeq, strconv.FormatInt(p.Seq, 10)})
+			kv{protocol.HeaderProducerID, p.ID},
+			kv{protocol.HeaderProducerEpoch, strconv.FormatInt(p.Epoch, 10)},
+			kv{protocol.HeaderProducerSeq, strconv.FormatInt(p.Seq, 10)})
 		r.safety = idempotent
 	} else if opts.RetryAmbiguous {
 		r.safety = unsafeAlways
@@ -235,12 +242,12 @@ func (s *Stream) Append(ctx context.Context, data []byte, opts AppendOptions) (A
 	drain(resp)
 	h := resp.Header
 	res := AppendResult{
-		NextOffset: Offset(h.Get(hdrNextOffset)),
-		Closed:     headerTrue(h, hdrClosed),
-		Duplicate:  opts.Producer != nil && resp.StatusCode == http.StatusNoContent,
+		NextOffset: Offset(h.Get(protocol.HeaderNextOffset)),
+		Closed:     headerTrue(h, protocol.HeaderClosed),
+		Duplicate:  opts.Idempotent != nil && resp.StatusCode == http.StatusNoContent,
 	}
-	res.ProducerEpoch, _ = headerInt(h, hdrProducerEpoch)
-	res.ProducerSeq, _ = headerInt(h, hdrProducerSeq)
+	res.ProducerEpoch, _ = headerInt(h, protocol.HeaderProducerEpoch)
+	res.ProducerSeq, _ = headerInt(h, protocol.HeaderProducerSeq)
 	return res, nil
 }
 
@@ -255,7 +262,7 @@ func (s *Stream) AppendJSON(ctx context.Context, v any, opts AppendOptions) (App
 	body := make([]byte, 0, len(b)+2)
 	body = append(append(append(body, '['), b...), ']')
 	if opts.ContentType == "" {
-		opts.ContentType = ctypeJSON
+		opts.ContentType = protocol.ContentTypeJSON
 	}
 	return s.Append(ctx, body, opts)
 }
@@ -271,7 +278,7 @@ func AppendJSONBatch[T any](ctx context.Context, s *Stream, items []T, opts Appe
 		return AppendResult{}, &Error{Op: OpAppend, URL: s.url, Kind: ErrInvalidArgument, Err: err}
 	}
 	if opts.ContentType == "" {
-		opts.ContentType = ctypeJSON
+		opts.ContentType = protocol.ContentTypeJSON
 	}
 	return s.Append(ctx, body, opts)
 }
@@ -280,7 +287,7 @@ func AppendJSONBatch[T any](ctx context.Context, s *Stream, items []T, opts Appe
 // and readers reach end of input after its last data. Closing a closed stream succeeds. To
 // append a final message atomically with the close, use [Stream.Append] with
 // [AppendOptions.Close]. The result's NextOffset is the stream's final offset.
-func (s *Stream) Close(ctx context.Context) (AppendResult, error) {
+func (s *Stream) CloseStream(ctx context.Context) (AppendResult, error) {
 	return s.Append(ctx, nil, AppendOptions{Close: true})
 }
 
@@ -291,7 +298,7 @@ func (s *Stream) contentType(ct string) string {
 	case s.cfg.contentType != "":
 		return s.cfg.contentType
 	}
-	return ctypeOctetStream
+	return protocol.ContentTypeOctetStream
 }
 
 // drain reads a little of an unneeded body so that the connection can be reused, and closes

@@ -45,11 +45,11 @@ func TestRefLifecycleBytes(t *testing.T) {
 	if err != nil || m.NextOffset != res.Last.NextOffset || !strings.HasPrefix(m.ContentType, "text/plain") || m.Closed {
 		t.Fatalf("head: %+v %v", m, err)
 	}
-	cl, err := s.Close(ctx)
+	cl, err := s.CloseStream(ctx)
 	if err != nil || !cl.Closed || cl.NextOffset != m.NextOffset {
 		t.Fatalf("close: %+v %v", cl, err)
 	}
-	if _, err := s.Close(ctx); err != nil {
+	if _, err := s.CloseStream(ctx); err != nil {
 		t.Fatalf("second close: %v", err)
 	}
 	_, err = s.Append(ctx, []byte("late"), ds.AppendOptions{})

@@ -17,13 +17,13 @@ var ErrWriterClosed = errors.New("dsclient: writer closed")
 // WriterOptions configures a [Writer]. Start from [DefaultWriterOptions]: a zero size or
 // count is an error, not a default.
 type WriterOptions struct {
-	// ProducerID identifies the producer across restarts. Required.
-	ProducerID string
-	// Epoch is the starting epoch; bump it when the producer restarts. Must be >= 0.
+	// ID identifies the writer across restarts (the protocol's Producer-Id). Required.
+	ID string
+	// Epoch is the starting epoch; bump it when the writer restarts. Must be >= 0.
 	Epoch int64
-	// AutoClaim, on a stale-epoch rejection, takes over the producer id with the server's
-	// epoch + 1 and sends the rejected batches again. For ephemeral producers without a
-	// stored epoch; it fences any other live producer with the same id.
+	// AutoClaim, on a stale-epoch rejection, takes over the writer id with the server's
+	// epoch + 1 and sends the rejected batches again. For ephemeral writers without a
+	// stored epoch; it fences any other live writer with the same id.
 	AutoClaim bool
 	// MaxBatchBytes closes a batch when its body reaches this size. Must be > 0. An item
 	// larger than this is sent alone. Default: 1 MiB.
@@ -48,17 +48,17 @@ type WriterOptions struct {
 	OnError func(error)
 }
 
-// DefaultWriterOptions returns the defaults for producerID.
-func DefaultWriterOptions(producerID string) WriterOptions {
-	return WriterOptions{ProducerID: producerID, MaxBatchBytes: 1 << 20, MaxBatchItems: 10000,
+// DefaultWriterOptions returns the defaults for the writer id.
+func DefaultWriterOptions(id string) WriterOptions {
+	return WriterOptions{ID: id, MaxBatchBytes: 1 << 20, MaxBatchItems: 10000,
 		Linger: 5 * time.Millisecond, MaxInFlight: 5, MaxBufferedBytes: 16 << 20}
 }
 
 // Validate reports every invalid field at once, each named, wrapped in [ErrInvalidArgument].
 func (o WriterOptions) Validate() error {
 	var probs []string
-	if o.ProducerID == "" {
-		probs = append(probs, "producerId: must not be empty")
+	if o.ID == "" {
+		probs = append(probs, "ID: must not be empty")
 	}
 	if o.Epoch < 0 {
 		probs = append(probs, fmt.Sprintf("epoch: must be >= 0, got %d", o.Epoch))
@@ -84,9 +84,9 @@ func (o WriterOptions) Validate() error {
 	return fmt.Errorf("%w: WriterOptions: %s", ErrInvalidArgument, strings.Join(probs, "; "))
 }
 
-// Writer is the idempotent producer (protocol section 5.2.1): it batches appends by size,
+// Writer is the idempotent writer (the protocol's idempotent producer, section 5.2.1): it batches appends by size,
 // count and linger time, keeps several batches in flight, and numbers each batch with the
-// producer's (id, epoch, sequence) so that the server stores every batch exactly once, however
+// writer's (id, epoch, sequence) so that the server stores every batch exactly once, however
 // often it is retried. Batches that race and arrive out of order (a sequence gap) are sent
 // again once their predecessors are stored; a batch the server already had is counted as a
 // duplicate, not an error.
@@ -351,7 +351,7 @@ func (w *Writer) send(b *wbatch) {
 		b.first = time.Now()
 	}
 	opts := AppendOptions{ContentType: w.ctype, Close: b.closeStream,
-		Producer: &ProducerHeaders{ID: w.o.ProducerID, Epoch: b.epoch, Seq: b.seq}}
+		Idempotent: &IdempotentHeaders{ID: w.o.ID, Epoch: b.epoch, Seq: b.seq}}
 	res, err := w.s.Append(w.ctx, b.body, opts)
 	w.mu.Lock()
 	notify := w.record(b, res, err)
@@ -418,7 +418,7 @@ func (w *Writer) requeue(b *wbatch) {
 
 func (w *Writer) event(b *wbatch, dup bool, err error) {
 	if obs := w.s.cfg.observer; obs != nil {
-		obs.WriterBatch(WriterBatchEvent{URL: w.s.url, ProducerID: w.o.ProducerID, Epoch: b.epoch, Seq: b.seq,
+		obs.WriterBatch(WriterBatchEvent{URL: w.s.url, WriterID: w.o.ID, Epoch: b.epoch, Seq: b.seq,
 			Items: b.items, Bytes: len(b.body), Duration: time.Since(b.first), Duplicate: dup, Err: err})
 	}
 }
@@ -459,7 +459,7 @@ func (w *Writer) flushLocked(ctx context.Context) error {
 	}
 }
 
-// Restart flushes, then starts a new epoch (epoch + 1, sequence 0), as a producer does after
+// Restart flushes, then starts a new epoch (epoch + 1, sequence 0), as a writer does after
 // a restart.
 func (w *Writer) Restart(ctx context.Context) error {
 	w.mu.Lock()
@@ -500,7 +500,7 @@ func (w *Writer) Close(ctx context.Context) error {
 }
 
 // CloseStream flushes, appends final (may be nil) and closes the stream atomically, as the
-// last batch of the producer, then stops the writer. It returns the stream's final offset.
+// last batch of the writer, then stops the writer. It returns the stream's final offset.
 // Calling it again returns the same result.
 func (w *Writer) CloseStream(ctx context.Context, final []byte) (AppendResult, error) {
 	if w.json && len(final) > 0 && !json.Valid(final) {

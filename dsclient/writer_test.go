@@ -37,7 +37,7 @@ func readEvents(t *testing.T, s *ds.Stream) []event {
 func TestWriterOptionsValidation(t *testing.T) {
 	o := ds.WriterOptions{Epoch: -1}
 	err := o.Validate()
-	for _, f := range []string{"producerId", "epoch", "maxBatchBytes", "maxBatchItems", "maxInFlight", "maxBufferedBytes"} {
+	for _, f := range []string{"ID", "epoch", "maxBatchBytes", "maxBatchItems", "maxInFlight", "maxBufferedBytes"} {
 		if !strings.Contains(fmt.Sprint(err), f) {
 			t.Errorf("error %v does not name %s", err, f)
 		}

@@ -40,7 +40,7 @@ func mallocsOfRun(t *testing.T, n int, obs pipeline.Observer) uint64 {
 		for i := range k {
 			msgs[i].Data = benchEvent{ID: int64(next + i)}
 			msgs[i].SetAcknowledger(tr, ack.Ref{Ptr: chunk, N: uint64(i)})
-			msgs[i].Metadata = pipeline.Metadata{ChunkStart: "start", ChunkNext: "next", Index: i, Chunk: chunk}
+			msgs[i].Metadata = pipeline.Metadata{Stream: "stream", Position: int64(next + i), Source: chunk}
 		}
 		next += k
 		if next == n {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-go/sluice/internal/optcheck"
+
 	"github.com/sluice-go/sluice/ack"
 )
 
@@ -29,34 +31,16 @@ var (
 	ErrRunning = errors.New("pipeline: Run called twice")
 )
 
-// FieldError is one problem with [Options]: the path of the field, as in Go source
-// (Batchers["db"].BatchSize), and what is wrong with it.
-type FieldError struct {
-	Field   string
-	Problem string
-}
-
-// Error returns "Field: Problem".
-func (e FieldError) Error() string { return e.Field + ": " + e.Problem }
+// FieldError is one problem with an options value: the path of the field, as in Go source
+// (Batchers["db"].BatchSize), and what is wrong with it. It is the project's one option
+// vocabulary: dsclient.FieldError is the same type.
+type FieldError = optcheck.FieldError
 
 // OptionsError is returned by [New] (and [Options.Validate]) when options are invalid. It
-// lists every problem found, in a stable order. Match it with errors.As.
-type OptionsError struct {
-	Problems []FieldError
-}
-
-// Error lists every problem, separated by semicolons.
-func (e *OptionsError) Error() string {
-	var b strings.Builder
-	b.WriteString("pipeline: invalid options: ")
-	for i, p := range e.Problems {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(p.Error())
-	}
-	return b.String()
-}
+// lists every problem found, in a stable order. Match it with errors.As. Every options type
+// of the project reports its problems with this same type (dsclient.OptionsError is an alias
+// of it).
+type OptionsError = optcheck.Error
 
 // PanicError is the error of a message (or of every message of a batch, or of a run) whose
 // handler, producer or hook panicked: the value it panicked with and the goroutine's stack at
@@ -92,11 +76,11 @@ type HaltError struct {
 	HandlerErr error
 }
 
-// Error names the message (index, chunk offsets, reference, attempt) and its error.
+// Error names the message (stream, position, reference, attempt) and its error.
 func (e *HaltError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "pipeline: halted on failed message (index %d of chunk %q..%q, ref %d, attempt %d): %v",
-		e.Metadata.Index, e.Metadata.ChunkStart, e.Metadata.ChunkNext, e.Ref.N, e.Attempt, e.Err)
+	fmt.Fprintf(&b, "pipeline: halted on failed message (position %d of %q, ref %d, attempt %d): %v",
+		e.Metadata.Position, e.Metadata.Stream, e.Ref.N, e.Attempt, e.Err)
 	if e.HandlerErr != nil {
 		fmt.Fprintf(&b, "; failure handler: %v", e.HandlerErr)
 	}

@@ -100,9 +100,7 @@ func (s *chunkedSource) Produce(ctx context.Context, msgs []pipeline.Message[str
 	for i := range n {
 		msgs[i].Data = s.items[s.next+i]
 		msgs[i].SetAcknowledger(s.tracker, ack.Ref{Ptr: chunk, N: uint64(i)})
-		msgs[i].Metadata = pipeline.Metadata{
-			ChunkStart: strconv.Itoa(s.next), ChunkNext: strconv.Itoa(s.next + n), Index: i,
-		}
+		msgs[i].Metadata = pipeline.Metadata{Stream: "events", Position: int64(s.next + i)}
 	}
 	s.next += n
 	if s.next == len(s.items) {
@@ -135,11 +133,11 @@ func Example_committedOffset() {
 	err = p.Run(context.Background())
 	var he *pipeline.HaltError
 	if errors.As(err, &he) {
-		fmt.Printf("halted on index %d of chunk %s..%s: %v\n", he.Metadata.Index, he.Metadata.ChunkStart, he.Metadata.ChunkNext, he.Err)
+		fmt.Printf("halted on position %d of %s: %v\n", he.Metadata.Position, he.Metadata.Stream, he.Err)
 	}
 	fmt.Println("committed offset:", src.tracker.Committed())
 	// Output:
-	// halted on index 1 of chunk 2..4: cannot parse
+	// halted on position 3 of events: cannot parse
 	// committed offset: 2
 }
 

@@ -141,7 +141,7 @@ func TestHaltPolicy(t *testing.T) {
 	msgs := make([]pipeline.Message[int], 1000)
 	for i := range msgs {
 		msgs[i].Data = i
-		msgs[i].Metadata = pipeline.Metadata{ChunkStart: "a", ChunkNext: "b", Index: i}
+		msgs[i].Metadata = pipeline.Metadata{Stream: "a", Position: int64(i)}
 	}
 	d := prod.PushMessages(msgs...)
 	run := pipelinetest.Start(t, p)
@@ -150,10 +150,10 @@ func TestHaltPolicy(t *testing.T) {
 	if !errors.As(err, &he) {
 		t.Fatalf("Run: %v, want a HaltError", err)
 	}
-	if he.Metadata.Index != 2 || he.Ref.N != 2 || he.Attempt != 1 || he.Err.Error() != "cannot handle 2" {
+	if he.Metadata.Position != 2 || he.Ref.N != 2 || he.Attempt != 1 || he.Err.Error() != "cannot handle 2" {
 		t.Errorf("HaltError %+v does not name message 2", he)
 	}
-	if !strings.Contains(err.Error(), `index 2 of chunk "a".."b"`) {
+	if !strings.Contains(err.Error(), `position 2 of "a"`) {
 		t.Errorf("error text %q does not name the message", err)
 	}
 	res := d.Result()

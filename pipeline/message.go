@@ -27,21 +27,23 @@ type Message[T any] struct {
 	routed       bool // batcher was set explicitly
 }
 
-// Metadata is what a producer attaches to a message to say where it came from. Every field
-// is opaque to the pipeline. Sharing the strings and the Chunk value among the messages of one
-// chunk costs no allocation per message.
+// Metadata is what a producer attaches to a message to say where it came from. The pipeline
+// carries it unchanged and never interprets it. Sharing the Stream string and the Source
+// value among the messages of one read costs no allocation per message.
 type Metadata struct {
-	// ChunkStart is the offset at which the message's chunk starts (for a durable stream, the
-	// offset the read was made from).
-	ChunkStart string
-	// ChunkNext is the offset after the message's chunk.
-	ChunkNext string
-	// Index is the message's position in its chunk, from 0.
-	Index int
-	// Chunk is a producer-specific value shared by the messages of one chunk, typically a
-	// pointer to a per-chunk struct (cursor, up-to-date, stream URL). Storing a pointer here
+	// Stream names the sequence of its source the message belongs to: for a durable stream,
+	// the stream's path. Producers with a single sequence may leave it empty.
+	Stream string
+	// Position is the message's place in Stream, from 0. A producer that documents its
+	// positions as stable gives a message the same Position on every delivery of it
+	// (after a retry, a restart or a failover), so that a sink can key rows by (Stream,
+	// Position) and apply a redelivered message once; see the producer's documentation for
+	// what its positions count from.
+	Position int64
+	// Source is a producer-specific value shared by the messages of one read, typically a
+	// pointer to a per-chunk record (offsets, cursor, up-to-date). Storing a pointer here
 	// does not allocate.
-	Chunk any
+	Source any
 }
 
 // NewMessage returns a message carrying data, to be acknowledged to a with ref. A nil a means

@@ -59,10 +59,9 @@ func (p *streamProducer) Produce(ctx context.Context, msgs []pipeline.Message[in
 		m.Data = p.next
 		m.SetAcknowledger(p.a, ack.Ref{Ptr: p.chunk, N: uint64(p.next)})
 		m.Metadata = pipeline.Metadata{
-			ChunkStart: strconv.Itoa(p.start),
-			ChunkNext:  strconv.Itoa(p.start + p.sizes[p.k]),
-			Index:      p.emitted,
-			Chunk:      p.chunk,
+			Stream:   strconv.Itoa(p.start),
+			Position: int64(p.emitted),
+			Source:   p.chunk,
 		}
 		p.next++
 		p.emitted++
@@ -316,8 +315,8 @@ func TestHaltStopsTheCommittedOffsetBeforeTheFailedMessage(t *testing.T) {
 		}
 		start += n
 	}
-	if he.Metadata.ChunkStart != strconv.Itoa(start) || start+he.Metadata.Index != bad {
-		t.Errorf("HaltError names index %d of chunk %s, want message %d (chunk %d)", he.Metadata.Index, he.Metadata.ChunkStart, bad, start)
+	if he.Metadata.Stream != strconv.Itoa(start) || start+int(he.Metadata.Position) != bad {
+		t.Errorf("HaltError names position %d of chunk %s, want message %d (chunk %d)", he.Metadata.Position, he.Metadata.Stream, bad, start)
 	}
 	if c := r.tr.Committed(); c > start {
 		t.Errorf("committed %d, past the start %d of the halted message's chunk", c, start)

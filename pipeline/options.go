@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/sluice-go/sluice/internal/optcheck"
 )
 
 // Defaults of the options whose zero value means a default.
@@ -187,13 +189,13 @@ type RateLimit struct {
 func (l RateLimit) problems(path string) []FieldError {
 	var ps []FieldError
 	if l.Messages < 0 {
-		ps = append(ps, FieldError{path + ".Messages", "must be >= 0"})
+		ps = append(ps, FieldError{Field: path + ".Messages", Problem: "must be >= 0"})
 	}
 	if l.Interval < 0 {
-		ps = append(ps, FieldError{path + ".Interval", "must be >= 0"})
+		ps = append(ps, FieldError{Field: path + ".Interval", Problem: "must be >= 0"})
 	}
 	if l.Messages == 0 && l.Interval > 0 {
-		ps = append(ps, FieldError{path + ".Messages", "must be > 0 when Interval is set"})
+		ps = append(ps, FieldError{Field: path + ".Messages", Problem: "must be > 0 when Interval is set"})
 	}
 	return ps
 }
@@ -217,7 +219,7 @@ func (o *Options[T]) resolve() (Options[T], error) {
 	r := *o
 	var ps []FieldError
 	bad := func(field, format string, args ...any) {
-		ps = append(ps, FieldError{field, fmt.Sprintf(format, args...)})
+		ps = append(ps, FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
 	}
 	if r.Name == "" {
 		r.Name = "pipeline"
@@ -389,7 +391,7 @@ func (o *Options[T]) resolve() (Options[T], error) {
 		r.Logger = slog.Default()
 	}
 	if len(ps) > 0 {
-		return Options[T]{}, &OptionsError{Problems: ps}
+		return Options[T]{}, optcheck.Of("pipeline", nil, ps)
 	}
 	return r, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+
+	"github.com/sluice-go/sluice/internal/optcheck"
 )
 
 // Pipeline is a validated pipeline definition, ready to run once. Create it with [New], run it
@@ -74,7 +76,7 @@ func (p *Pipeline[T]) Stop() {
 // ignored.
 func (p *Pipeline[T]) SetRateLimit(l RateLimit) error {
 	if ps := l.problems("RateLimit"); len(ps) > 0 {
-		return &OptionsError{Problems: ps}
+		return optcheck.Of("pipeline", nil, ps)
 	}
 	p.limiter.set(l.withDefaults())
 	return nil

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/sluice-go/sluice/internal/protocol"
 )
 
 // maxSafeInteger is the largest producer epoch or sequence accepted (2^53-1, as JSON clients
@@ -25,20 +27,20 @@ type appendResult struct {
 func (a *appendResult) write(w *response) {
 	hd := w.Header()
 	if a.next != "" {
-		hd.Set(hdrNextOffset, a.next)
+		hd.Set(protocol.HeaderNextOffset, a.next)
 	}
 	if a.closed {
-		hd.Set(hdrClosed, "true")
+		hd.Set(protocol.HeaderClosed, "true")
 	}
 	if a.epoch != "" {
-		hd.Set(hdrProducerEpoch, a.epoch)
+		hd.Set(protocol.HeaderProducerEpoch, a.epoch)
 	}
 	if a.seq != "" {
-		hd.Set(hdrProducerSeq, a.seq)
+		hd.Set(protocol.HeaderProducerSeq, a.seq)
 	}
 	if a.expectedSeq != "" {
-		hd.Set(hdrExpectedSeq, a.expectedSeq)
-		hd.Set(hdrReceivedSeq, a.receivedSeq)
+		hd.Set(protocol.HeaderExpectedSeq, a.expectedSeq)
+		hd.Set(protocol.HeaderReceivedSeq, a.receivedSeq)
 	}
 	if a.status >= 400 {
 		httpError(w, a.status, a.msg)
@@ -49,9 +51,9 @@ func (a *appendResult) write(w *response) {
 
 // parseProducer reads the idempotent-producer headers: all three or none.
 func parseProducer(hd http.Header) (p producerTuple, present bool, msg string) {
-	id, hasID := hd[http.CanonicalHeaderKey(hdrProducerID)]
-	epoch, hasEpoch := hd[http.CanonicalHeaderKey(hdrProducerEpoch)]
-	seq, hasSeq := hd[http.CanonicalHeaderKey(hdrProducerSeq)]
+	id, hasID := hd[http.CanonicalHeaderKey(protocol.HeaderProducerID)]
+	epoch, hasEpoch := hd[http.CanonicalHeaderKey(protocol.HeaderProducerEpoch)]
+	seq, hasSeq := hd[http.CanonicalHeaderKey(protocol.HeaderProducerSeq)]
 	if !hasID && !hasEpoch && !hasSeq {
 		return p, false, ""
 	}
@@ -96,8 +98,8 @@ func parseSafeUint(s string) (uint64, bool) {
 // serveAppend handles POST: append, append and close, or close (PROTOCOL.md 5.2, 5.3).
 func (h *Handler) serveAppend(w *response, r *http.Request, path string) {
 	hd := r.Header
-	closeReq := isTrue(hd.Get(hdrClosed))
-	seqVals, hasSeq := hd[http.CanonicalHeaderKey(hdrSeq)]
+	closeReq := isTrue(hd.Get(protocol.HeaderClosed))
+	seqVals, hasSeq := hd[http.CanonicalHeaderKey(protocol.HeaderSeq)]
 	seq := first(seqVals)
 	prod, hasProd, msg := parseProducer(hd)
 	if msg != "" {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-go/sluice/internal/protocol"
 )
 
 var (
@@ -33,7 +35,7 @@ type createRequest struct {
 func (h *Handler) serveCreate(w *response, r *http.Request, path string) {
 	var c createRequest
 	hd := r.Header
-	c.forkedFrom = hd.Get(hdrForkedFrom)
+	c.forkedFrom = hd.Get(protocol.HeaderForkedFrom)
 	if c.forkedFrom != "" && !strings.HasPrefix(c.forkedFrom, "/") {
 		c.forkedFrom = h.opts.Prefix + c.forkedFrom
 	}
@@ -44,7 +46,7 @@ func (h *Handler) serveCreate(w *response, r *http.Request, path string) {
 			c.contentType = "application/octet-stream"
 		}
 	}
-	ttl, expires := hd.Get(hdrTTL), hd.Get(hdrExpiresAt)
+	ttl, expires := hd.Get(protocol.HeaderTTL), hd.Get(protocol.HeaderExpiresAt)
 	if ttl != "" && expires != "" {
 		httpError(w, http.StatusBadRequest, "Stream-TTL and Stream-Expires-At cannot both be set")
 		return
@@ -65,8 +67,8 @@ func (h *Handler) serveCreate(w *response, r *http.Request, path string) {
 		}
 		c.expiresAtRaw, c.expiresAt = expires, t
 	}
-	c.closed = isTrue(hd.Get(hdrClosed))
-	if v := hd.Get(hdrForkOffset); v != "" {
+	c.closed = isTrue(hd.Get(protocol.HeaderClosed))
+	if v := hd.Get(protocol.HeaderForkOffset); v != "" {
 		p, ok := parseOffset(v)
 		if !ok {
 			httpError(w, http.StatusBadRequest, "invalid Stream-Fork-Offset "+strconv.Quote(v))
@@ -74,7 +76,7 @@ func (h *Handler) serveCreate(w *response, r *http.Request, path string) {
 		}
 		c.forkOffset, c.forkPos = v, p
 	}
-	if vs, present := hd[http.CanonicalHeaderKey(hdrForkSubOffset)]; present {
+	if vs, present := hd[http.CanonicalHeaderKey(protocol.HeaderForkSubOffset)]; present {
 		if c.forkedFrom == "" {
 			httpError(w, http.StatusBadRequest, "Stream-Fork-Sub-Offset needs Stream-Forked-From")
 			return
@@ -132,9 +134,9 @@ func (h *Handler) serveCreate(w *response, r *http.Request, path string) {
 	s.mu.RUnlock()
 	out := w.Header()
 	out.Set("Content-Type", s.contentType)
-	out.Set(hdrNextOffset, formatOffset(tail))
+	out.Set(protocol.HeaderNextOffset, formatOffset(tail))
 	if closed {
-		out.Set(hdrClosed, "true")
+		out.Set(protocol.HeaderClosed, "true")
 	}
 	if !created {
 		w.WriteHeader(http.StatusOK)

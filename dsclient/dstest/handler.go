@@ -68,26 +68,6 @@ func (h *Handler) Reset() {
 	clear(h.streams)
 }
 
-// Header names of the protocol.
-const (
-	hdrNextOffset    = "Stream-Next-Offset"
-	hdrUpToDate      = "Stream-Up-To-Date"
-	hdrClosed        = "Stream-Closed"
-	hdrCursor        = "Stream-Cursor"
-	hdrSeq           = "Stream-Seq"
-	hdrTTL           = "Stream-TTL"
-	hdrExpiresAt     = "Stream-Expires-At"
-	hdrForkedFrom    = "Stream-Forked-From"
-	hdrForkOffset    = "Stream-Fork-Offset"
-	hdrForkSubOffset = "Stream-Fork-Sub-Offset"
-	hdrSSEEncoding   = "Stream-Sse-Data-Encoding"
-	hdrProducerID    = "Producer-Id"
-	hdrProducerEpoch = "Producer-Epoch"
-	hdrProducerSeq   = "Producer-Seq"
-	hdrExpectedSeq   = "Producer-Expected-Seq"
-	hdrReceivedSeq   = "Producer-Received-Seq"
-)
-
 const (
 	corsMethods = "GET, POST, PUT, DELETE, HEAD, OPTIONS"
 	corsAllow   = "Content-Type, Authorization, If-None-Match, Stream-Seq, Stream-TTL, Stream-Expires-At, " +

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-go/sluice/internal/protocol"
 )
 
 // readRequest is a parsed GET.
@@ -21,19 +23,19 @@ type readRequest struct {
 // parseRead validates the query of a GET. It returns a message for a 400 when it is invalid.
 func parseRead(r *http.Request) (q readRequest, msg string) {
 	vals := r.URL.Query()
-	q.live = vals.Get("live")
-	q.cursor = vals.Get("cursor")
-	offs, hasOffset := vals["offset"]
+	q.live = vals.Get(protocol.ParamLive)
+	q.cursor = vals.Get(protocol.ParamCursor)
+	offs, hasOffset := vals[protocol.ParamOffset]
 	switch {
 	case !hasOffset:
 	case len(offs) > 1:
 		return q, "more than one offset parameter"
 	case offs[0] == "":
 		return q, "empty offset parameter"
-	case offs[0] == "-1":
-		q.offset = "-1"
-	case offs[0] == "now":
-		q.offset, q.now = "now", true
+	case offs[0] == protocol.OffsetBeginning:
+		q.offset = protocol.OffsetBeginning
+	case offs[0] == protocol.OffsetNow:
+		q.offset, q.now = protocol.OffsetNow, true
 	default:
 		p, ok := parseOffset(offs[0])
 		if !ok {
@@ -42,7 +44,7 @@ func parseRead(r *http.Request) (q readRequest, msg string) {
 		q.offset, q.from = offs[0], p
 	}
 	switch q.live {
-	case "", "long-poll", "sse":
+	case "", protocol.LiveLongPoll, protocol.LiveSSE:
 	default:
 		return q, "invalid live mode " + strconv.Quote(q.live) + ": want long-poll or sse"
 	}
@@ -71,9 +73,9 @@ func (h *Handler) serveRead(w *response, r *http.Request, path string) {
 		s.mu.RUnlock()
 	}
 	switch q.live {
-	case "sse":
+	case protocol.LiveSSE:
 		h.serveSSE(w, r, s, q)
-	case "long-poll":
+	case protocol.LiveLongPoll:
 		h.serveLongPoll(w, r, s, q)
 	default:
 		h.serveCatchUp(w, r, s, q)
@@ -86,11 +88,11 @@ func (h *Handler) serveCatchUp(w *response, r *http.Request, s *stream, q readRe
 		// offset=now: no data, the tail, and nothing to cache.
 		hd := w.Header()
 		hd.Set("Content-Type", s.contentType)
-		hd.Set(hdrNextOffset, formatOffset(v.tail))
-		hd.Set(hdrUpToDate, "true")
+		hd.Set(protocol.HeaderNextOffset, formatOffset(v.tail))
+		hd.Set(protocol.HeaderUpToDate, "true")
 		hd.Set("Cache-Control", "no-store")
 		if v.closed {
-			hd.Set(hdrClosed, "true")
+			hd.Set(protocol.HeaderClosed, "true")
 		}
 		v.plan = readPlan{}
 		h.writeData(w, r, s, &v.plan)
@@ -110,9 +112,9 @@ func (h *Handler) serveLongPoll(w *response, r *http.Request, s *stream, q readR
 		}
 		hd := w.Header()
 		if v.closed {
-			hd.Set(hdrNextOffset, formatOffset(v.tail))
-			hd.Set(hdrUpToDate, "true")
-			hd.Set(hdrClosed, "true")
+			hd.Set(protocol.HeaderNextOffset, formatOffset(v.tail))
+			hd.Set(protocol.HeaderUpToDate, "true")
+			hd.Set(protocol.HeaderClosed, "true")
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
@@ -133,9 +135,9 @@ func (h *Handler) serveLongPoll(w *response, r *http.Request, s *stream, q readR
 			return
 		}
 		if timedOut {
-			hd.Set(hdrNextOffset, formatOffset(v.tail))
-			hd.Set(hdrUpToDate, "true")
-			hd.Set(hdrCursor, h.cursor(q.cursor))
+			hd.Set(protocol.HeaderNextOffset, formatOffset(v.tail))
+			hd.Set(protocol.HeaderUpToDate, "true")
+			hd.Set(protocol.HeaderCursor, h.cursor(q.cursor))
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
@@ -150,7 +152,7 @@ func (h *Handler) writeRead(w *response, r *http.Request, s *stream, q readReque
 	next := formatOffset(v.plan.next)
 	start := q.offset
 	if start == "" {
-		start = "-1"
+		start = protocol.OffsetBeginning
 	}
 	var etag strings.Builder
 	etag.Grow(2 + base64.StdEncoding.EncodedLen(len(s.path)) + len(start) + len(next) + 4)
@@ -166,15 +168,15 @@ func (h *Handler) writeRead(w *response, r *http.Request, s *stream, q readReque
 	etag.WriteByte('"')
 	hd := w.Header()
 	hd.Set("ETag", etag.String())
-	hd.Set(hdrNextOffset, next)
+	hd.Set(protocol.HeaderNextOffset, next)
 	if cursor != "" {
-		hd.Set(hdrCursor, cursor)
+		hd.Set(protocol.HeaderCursor, cursor)
 	}
 	if upToDate {
-		hd.Set(hdrUpToDate, "true")
+		hd.Set(protocol.HeaderUpToDate, "true")
 	}
 	if closed {
-		hd.Set(hdrClosed, "true")
+		hd.Set(protocol.HeaderClosed, "true")
 	}
 	if inm := r.Header.Get("If-None-Match"); inm != "" && inm == hd.Get("ETag") {
 		w.WriteHeader(http.StatusNotModified)
@@ -262,19 +264,19 @@ func (h *Handler) serveHead(w *response, path string) {
 	hd := w.Header()
 	next := formatOffset(tail)
 	hd.Set("Content-Type", s.contentType)
-	hd.Set(hdrNextOffset, next)
+	hd.Set(protocol.HeaderNextOffset, next)
 	hd.Set("Cache-Control", "no-store")
 	etag := `"` + base64.StdEncoding.EncodeToString([]byte(s.path)) + ":-1:" + next
 	if closed {
-		hd.Set(hdrClosed, "true")
+		hd.Set(protocol.HeaderClosed, "true")
 		etag += ":c"
 	}
 	hd.Set("ETag", etag+`"`)
 	if s.hasTTL {
-		hd.Set(hdrTTL, strconv.FormatInt(s.ttlSeconds, 10))
+		hd.Set(protocol.HeaderTTL, strconv.FormatInt(s.ttlSeconds, 10))
 	}
 	if s.expiresAtRaw != "" {
-		hd.Set(hdrExpiresAt, s.expiresAtRaw)
+		hd.Set(protocol.HeaderExpiresAt, s.expiresAtRaw)
 	}
 	w.WriteHeader(http.StatusOK)
 }

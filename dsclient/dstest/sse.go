@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"net/http"
 	"time"
+
+	"github.com/sluice-go/sluice/internal/protocol"
 )
 
 // sseEventBudget is the most stored bytes one SSE data event carries when Options.MaxChunkBytes
@@ -18,10 +20,10 @@ const sseEventBudget = 256 << 10
 // sent.
 func (h *Handler) serveSSE(w *response, r *http.Request, s *stream, q readRequest) {
 	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Content-Type", protocol.ContentTypeEventStream)
 	hd.Set("Cache-Control", "no-cache")
 	if s.binary {
-		hd.Set(hdrSSEEncoding, "base64")
+		hd.Set(protocol.HeaderSSEEncoding, protocol.SSEEncodingBase64)
 	}
 	w.WriteHeader(http.StatusOK)
 

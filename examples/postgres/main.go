@@ -239,7 +239,7 @@ func (s *sink) HandleBatch(ctx context.Context, batch []pipeline.Message[Event],
 	rows := func() pgx.CopyFromSource {
 		return pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
 			m := &batch[order[i]]
-			return []any{streamOf(m), m.Metadata.ChunkStart, int32(m.Metadata.Index), m.Data.ID, m.Data.User, m.Data.Type, m.Data.Amount}, nil
+			return []any{streamOf(m), string(ds.ChunkMetaOf(m.Metadata).Start), int32(m.Metadata.Position), m.Data.ID, m.Data.User, m.Data.Type, m.Data.Amount}, nil
 		})
 	}
 	if !s.staging {
@@ -285,10 +285,10 @@ func comparePosition(a, b *pipeline.Message[Event]) int {
 	if c := strings.Compare(streamOf(a), streamOf(b)); c != 0 {
 		return c
 	}
-	if c := strings.Compare(a.Metadata.ChunkStart, b.Metadata.ChunkStart); c != 0 {
+	if c := strings.Compare(string(ds.ChunkMetaOf(a.Metadata).Start), string(ds.ChunkMetaOf(b.Metadata).Start)); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.Metadata.Index, b.Metadata.Index)
+	return cmp.Compare(a.Metadata.Position, b.Metadata.Position)
 }
 
 // streamOf returns the URL of the stream m was read from.

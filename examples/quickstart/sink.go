@@ -40,7 +40,7 @@ func (t *memTable) HandleBatch(_ context.Context, batch []pipeline.Message[Event
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i := range batch {
-		at := position{batch[i].Metadata.ChunkStart, batch[i].Metadata.Index}
+		at := position{string(ds.ChunkMetaOf(batch[i].Metadata).Start), int(batch[i].Metadata.Position)}
 		if _, dup := t.byAt[at]; !dup {
 			t.byAt[at] = batch[i].Data
 		}
@@ -105,7 +105,7 @@ func (t *pgTable) HandleBatch(ctx context.Context, batch []pipeline.Message[Even
 		if cm := ds.ChunkMetaOf(m.Metadata); cm != nil {
 			url = cm.URL
 		}
-		rows[i] = []any{url, m.Metadata.ChunkStart, int32(m.Metadata.Index), m.Data.ID, m.Data.User, m.Data.Amount}
+		rows[i] = []any{url, string(ds.ChunkMetaOf(m.Metadata).Start), int32(m.Metadata.Position), m.Data.ID, m.Data.User, m.Data.Amount}
 	}
 	return pgx.BeginFunc(ctx, t.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE staging (LIKE `+pgTableName+`) ON COMMIT DROP`); err != nil {

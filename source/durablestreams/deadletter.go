@@ -19,13 +19,15 @@ type DeadLetterRecord struct {
 	Data json.RawMessage `json:"data"`
 	// Error is the text of the message's error.
 	Error string `json:"error"`
-	// Stream is the URL of the stream the message came from, when a [Producer] made it.
-	Stream string `json:"stream,omitempty"`
-	// ChunkStart is the offset of the message's chunk, ChunkNext the offset after it, and
-	// Index the message's position in the chunk: together its source position.
-	ChunkStart string `json:"chunk_start,omitempty"`
-	ChunkNext  string `json:"chunk_next,omitempty"`
-	Index      int    `json:"index"`
+	// Stream is the stream the message came from (pipeline.Metadata.Stream: for a
+	// [Producer], the stream's path), and Position its position there: together they
+	// identify the message, the same on every delivery, so that a reader of the dead-letter
+	// stream can drop the duplicates an at-least-once append may leave.
+	Stream   string `json:"stream,omitempty"`
+	Position int64  `json:"position"`
+	// Offset is the offset of the read the message came from, when a [Producer] made it:
+	// where to look for it in the source stream.
+	Offset string `json:"offset,omitempty"`
 	// Attempt is how many times the message had been handled when it failed (1 without
 	// retries).
 	Attempt int `json:"attempt"`
@@ -53,21 +55,20 @@ func NewDeadLetter[T any](w *dsclient.Writer) *DeadLetter[T] { return &DeadLette
 // stored them all (Writer.Flush), or ctx ends. It blocks for the round trips.
 func (d *DeadLetter[T]) HandleFailed(ctx context.Context, msgs []pipeline.Message[T]) error {
 	if d == nil || d.w == nil {
-		return errors.New("durablestreams: DeadLetter has no dsclient.Writer")
+		return errors.New("durablestreams: DeadLetter has no Writer")
 	}
 	for i := range msgs {
 		m := &msgs[i]
 		rec := DeadLetterRecord{
-			ChunkStart: m.Metadata.ChunkStart,
-			ChunkNext:  m.Metadata.ChunkNext,
-			Index:      m.Metadata.Index,
-			Attempt:    m.Attempt(),
+			Stream:   m.Metadata.Stream,
+			Position: m.Metadata.Position,
+			Attempt:  m.Attempt(),
 		}
 		if err := m.Err(); err != nil {
 			rec.Error = err.Error()
 		}
 		if cm := ChunkMetaOf(m.Metadata); cm != nil {
-			rec.Stream = cm.URL
+			rec.Offset = string(cm.Start)
 		}
 		var data []byte
 		var err error

@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sluice-go/sluice/dsclient"
 	"io"
 	"log/slog"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/internal/optcheck"
 
 	"github.com/sluice-go/sluice/ack"
 	"github.com/sluice-go/sluice/pipeline"
@@ -148,7 +151,7 @@ type ChunkMeta struct {
 // ChunkMetaOf returns the chunk metadata a [Producer] attached to a message, or nil when the
 // message did not come from a Producer.
 func ChunkMetaOf(md pipeline.Metadata) *ChunkMeta {
-	cm, _ := md.Chunk.(*ChunkMeta)
+	cm, _ := md.Source.(*ChunkMeta)
 	return cm
 }
 
@@ -241,6 +244,8 @@ type Producer[T any] struct {
 	piece       int             // index in the chunk of pieces[0]
 	pendingNext dsclient.Offset // byte streams: the offset after the chunk being emitted
 	ctype       string          // the content type of the last chunk
+	path        string
+	ordinal     int64
 
 	statsMu  sync.Mutex
 	fifo     []pendingChunk
@@ -298,7 +303,7 @@ func NewProducer[T any](opts ProducerOptions[T]) (*Producer[T], error) {
 		bad("Name", "required with Checkpoints (or set CheckpointKey)")
 	}
 	if len(probs) > 0 {
-		return nil, &pipeline.OptionsError{Problems: probs}
+		return nil, optcheck.Of("durablestreams", nil, probs)
 	}
 	if opts.Offset == "" {
 		opts.Offset = dsclient.Beginning
@@ -322,6 +327,9 @@ func NewProducer[T any](opts ProducerOptions[T]) (*Producer[T], error) {
 	}
 	var zero T
 	_, p.rawDst = any(&zero).(*[]byte)
+	if u, err := url.Parse(opts.Stream.URL()); err == nil {
+		p.path = u.Path
+	}
 	p.readCtx, p.readCancel = context.WithCancel(context.Background())
 	p.backoff = opts.Stream.RetryPolicy().Backoff()
 	return p, nil
@@ -763,7 +771,7 @@ func (p *Producer[T]) fillPieces(ctx context.Context, dst []pipeline.Message[T])
 
 // stamp sets a message's metadata and acknowledger.
 func (p *Producer[T]) stamp(m *pipeline.Message[T], idx int, next dsclient.Offset) {
-	m.Metadata = pipeline.Metadata{ChunkStart: p.start, ChunkNext: string(next), Index: idx, Chunk: p.meta}
+	m.Metadata = pipeline.Metadata{Stream: p.path, Position: int64(idx), Source: p.meta}
 	if p.tc != nil {
 		m.SetAcknowledger(p.tracker, ack.Ref{Ptr: p.tc})
 	}

@@ -149,7 +149,7 @@ func checkLiveTail(t *testing.T, s *dsclient.Stream, mode dsclient.LiveMode, hav
 	case <-time.After(30 * time.Second):
 		t.Fatalf("live appends not picked up: saw %d of %d", got.total, n)
 	}
-	if _, err := s.Close(context.Background()); err != nil {
+	if _, err := s.CloseStream(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -224,7 +224,7 @@ func TestProducerSurvivesServerFaults(t *testing.T) {
 				const n = 2000
 				fillOpen(t, s, n, 20)
 				if mode != dsclient.LiveOff {
-					if _, err := s.Close(context.Background()); err != nil {
+					if _, err := s.CloseStream(context.Background()); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -317,7 +317,7 @@ func TestProducerDecodeFailuresToDeadLetter(t *testing.T) {
 	}
 	for i, r := range recs {
 		want := []int{2, 4}[i] // the stream is read in one chunk: items 2 and 4 fail
-		if r.Stream != s.URL() || r.ChunkStart == "" || r.ChunkNext == "" || r.Index != want || !strings.Contains(r.Error, "cannot unmarshal") {
+		if r.Stream == "" || r.Offset == "" || r.Position != int64(want) || !strings.Contains(r.Error, "cannot unmarshal") {
 			t.Fatalf("dead letter lacks its source position or error: %+v", r)
 		}
 	}
@@ -546,7 +546,7 @@ func TestProducerHaltKeepsOffsetBeforeFailure(t *testing.T) {
 		Producer: p,
 		Processors: []pipeline.ProcessorOptions[event]{{Concurrency: 4, Handler: pipeline.HandlerFunc[event](func(ctx context.Context, m *pipeline.Message[event]) error {
 			if m.Data.N == bad {
-				badChunk = m.Metadata.ChunkStart
+				badChunk = string(ds.ChunkMetaOf(m.Metadata).Start)
 				return errors.New("poison")
 			}
 			return nil

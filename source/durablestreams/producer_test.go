@@ -116,7 +116,7 @@ func TestProducerCatchUp(t *testing.T) {
 		for i := range ms {
 			md := ms[i].Metadata
 			cm := ds.ChunkMetaOf(md)
-			if cm == nil || cm.URL != s.URL() || md.ChunkStart == "" || md.ChunkNext == "" || string(cm.Start) != md.ChunkStart {
+			if cm == nil || cm.URL != s.URL() || cm.Start == "" || cm.Next == "" || md.Stream == "" {
 				return fmt.Errorf("message %d: bad metadata %+v %+v", ms[i].Data.N, md, cm)
 			}
 		}
@@ -176,8 +176,8 @@ func TestProducerCommitsOnlyFinishedPrefix(t *testing.T) {
 		}
 		last = c
 		for i := range ms {
-			if dsclient.Offset(ms[i].Metadata.ChunkStart) < c {
-				violations = append(violations, fmt.Sprintf("committed %q passed unfinished event %d of chunk %q", c, ms[i].Data.N, ms[i].Metadata.ChunkStart))
+			if start := ds.ChunkMetaOf(ms[i].Metadata).Start; start < c {
+				violations = append(violations, fmt.Sprintf("committed %q passed unfinished event %d of chunk %q", c, ms[i].Data.N, start))
 			}
 		}
 		got.add(ms)

@@ -502,7 +502,7 @@ func (a *adapter) validate(c *command) any {
 	case "idempotent-producer":
 		o := ds.DefaultWriterOptions("test-producer")
 		if t.ProducerID != nil {
-			o.ProducerID = *t.ProducerID
+			o.ID = *t.ProducerID
 		}
 		if t.Epoch != nil {
 			o.Epoch = *t.Epoch

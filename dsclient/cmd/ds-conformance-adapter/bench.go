@@ -68,7 +68,7 @@ func (a *adapter) benchmark(c *command) any {
 		if err = ensure(op.ContentType); err != nil {
 			break
 		}
-		var m ds.Metadata
+		var m ds.StreamInfo
 		if m, err = s.Head(ctx); err != nil {
 			break
 		}
