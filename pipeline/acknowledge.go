@@ -7,6 +7,12 @@ import (
 	"github.com/sluice-go/sluice/ack"
 )
 
+// finishScratch is a goroutine's reusable space for finishing groups of messages.
+type finishScratch[T any] struct {
+	failed []Message[T] // the failed messages of a group, for the failure handler
+	acks   ackScratch
+}
+
 // ackScratch is a goroutine's reusable space for building acknowledgement groups.
 type ackScratch struct {
 	refs  []ack.Ref
@@ -18,7 +24,7 @@ type ackScratch struct {
 // failure handler sees the failed ones, then every acknowledger is told once, and the
 // messages leave the in-flight count. After the shutdown timeout it does nothing: the
 // messages stay unfinished.
-func (r *run[T]) finish(w *worker[T], msgs []Message[T]) {
+func (r *run[T]) finish(w *finishScratch[T], msgs []Message[T]) {
 	if len(msgs) == 0 || r.abandoned.Load() {
 		return
 	}

@@ -50,7 +50,7 @@ func (r *run[T]) batcherLoop(b *batcherStage[T]) {
 		MaxBytes: b.opts.MaxBatchBytes,
 		Timeout:  b.opts.BatchTimeout,
 	}, b.batches.get)
-	w := newWorker(r)
+	var fin finishScratch[T]
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -88,7 +88,7 @@ func (r *run[T]) batcherLoop(b *batcherStage[T]) {
 				size := 0
 				if sizeOf != nil {
 					if size = callSizeOf(sizeOf, m); m.err != nil {
-						r.finish(w, c[i:i+1])
+						r.finish(&fin, c[i:i+1])
 						continue
 					}
 				}
@@ -129,13 +129,10 @@ func (r *run[T]) emit(b *batcherStage[T], acc *batcher.Accumulator[Message[T]], 
 	return ready[:0]
 }
 
-// batcherExit is deferred by each batcher goroutine: it closes its batch processors' queues;
-// the last batcher marks the batchers done.
+// batcherExit is deferred by each batcher goroutine: it closes its batch processors' queues.
 func (r *run[T]) batcherExit(b *batcherStage[T]) {
 	for _, c := range b.outs {
 		close(c)
 	}
-	if r.batchersLeft.Add(-1) == 0 {
-		close(r.batchersDone)
-	}
+	r.batchersExited.arrive(nil)
 }

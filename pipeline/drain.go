@@ -43,10 +43,10 @@ func (r *run[T]) drain(ctx context.Context) error {
 		}
 		<-done
 	}
-	step(r.producersDone, DrainProducersStopped)
-	step(r.pools[len(r.pools)-1].done, DrainProcessorsFinished)
-	step(r.batchersDone, DrainBatchersFlushed)
-	step(r.batchProcsDone, DrainBatchProcessorsFinished)
+	step(r.producersExited.wait(), DrainProducersStopped)
+	step(r.pools[len(r.pools)-1].exited.wait(), DrainProcessorsFinished)
+	step(r.batchersExited.wait(), DrainBatchersFlushed)
+	step(r.batchProcsExited.wait(), DrainBatchProcessorsFinished)
 	r.wg.Wait()
 	r.hcancel()
 	r.report(DrainDone, start)

@@ -1,54 +1,48 @@
 package pipeline
 
-import (
-	"fmt"
-	"time"
-)
+import "fmt"
 
-// worker is one goroutine's scratch space, reused for every chunk or batch it handles so that
-// the hot path allocates nothing.
-type worker[T any] struct {
-	r      *run[T]
-	acks   ackScratch
-	failed []Message[T] // the failed messages of a group, for the failure handler
-	orig   []Message[T] // messages as they were before their handler, for retries
-	sub    []Message[T] // the messages being retried
-	idx    []int
-	dests  []int
-	split  [][]Message[T] // per batcher, while routing a mixed chunk
-	done   []Message[T]   // messages finishing in the processor, while routing a mixed chunk
+// processorWorker is one goroutine of a processor pool with its scratch space, reused for
+// every chunk so that the hot path allocates nothing.
+type processorWorker[T any] struct {
+	r     *run[T]
+	pl    *pool[T]
+	out   *sender[T] // to the next pool; nil in the last pool, which routes to the batchers
+	first bool       // the first pool: its room is given back as chunks leave it
+	retry retryScratch[T]
+	fin   finishScratch[T]
+	// routing, in the last pool only
+	dests []int
+	split [][]Message[T] // per batcher, while routing a mixed chunk
+	done  []Message[T]   // messages finishing in the processor, while routing a mixed chunk
 	// route cache: the last batcher name resolved and its index
 	lastName string
 	lastIdx  int
 }
 
-func newWorker[T any](r *run[T]) *worker[T] { return &worker[T]{r: r, lastIdx: -2} }
-
 // processorLoop is one goroutine of a processor pool.
 func (r *run[T]) processorLoop(pl, next *pool[T], in <-chan []Message[T]) {
 	defer r.processorExit(pl, next)
-	w := newWorker(r)
-	var out *sender[T]
+	w := &processorWorker[T]{r: r, pl: pl, first: pl == r.pools[0], lastIdx: -2}
 	if next != nil {
-		out = &sender[T]{r: r, to: next}
+		w.out = &sender[T]{r: r, to: next}
 	}
-	first := pl == r.pools[0]
 	for c := range in {
 		if r.abandoned.Load() {
-			if first {
+			if w.first {
 				r.room.release(len(c))
 			}
 			r.chunks.put(c)
 			continue
 		}
 		n := len(c)
-		r.process(pl, w, c)
-		if out != nil {
-			out.send(c)
+		w.process(c)
+		if w.out != nil {
+			w.out.send(c)
 		} else {
-			r.route(w, c)
+			w.route(c)
 		}
-		if first { // handled and passed on: the messages leave the first pool's room
+		if w.first { // handled and passed on: the messages leave the first pool's room
 			r.room.release(n)
 		}
 	}
@@ -57,44 +51,46 @@ func (r *run[T]) processorLoop(pl, next *pool[T], in <-chan []Message[T]) {
 // processorExit is deferred by each processor goroutine: the last one of a pool closes the
 // next stage's queues.
 func (r *run[T]) processorExit(pl, next *pool[T]) {
-	if pl.left.Add(-1) != 0 {
-		return
-	}
-	if next != nil {
-		next.closeInputs()
-	} else {
+	pl.exited.arrive(func() {
+		if next != nil {
+			next.closeInputs()
+			return
+		}
 		for _, b := range r.batchers {
 			close(b.in)
 		}
-	}
-	close(pl.done)
+	})
 }
 
-// process runs the pool's handler on every message of c that has not failed.
-func (r *run[T]) process(pl *pool[T], w *worker[T], c []Message[T]) {
+// process runs the pool's handler on every message of c that has not failed, and retries
+// the failures the policy retries.
+func (w *processorWorker[T]) process(c []Message[T]) {
+	r := w.r
 	t0 := r.now()
-	retry := r.o.Failure.Policy == FailRetry
+	retry := r.retries()
 	failedBefore := 0
 	if r.observed || retry {
 		failedBefore = countFailed(c)
 	}
 	if retry {
-		w.orig = append(w.orig[:0], c...)
+		w.retry.save(c)
 	}
-	r.handleChunk(pl, c)
+	w.handle(c)
 	if retry && countFailed(c) > failedBefore {
-		r.retryChunk(pl, w, c)
-		clear(w.orig)
+		r.retry(w, &w.retry, c)
 	}
 	if r.observed {
 		r.obs.Processed(ProcessedEvent{
-			Pipeline: r.o.Name, Processor: pl.opts.Name,
+			Pipeline: r.o.Name, Processor: w.pl.opts.Name,
 			Messages: len(c), Failed: countFailed(c) - failedBefore, Duration: since(t0),
 		})
 	}
 }
 
-func (r *run[T]) handleChunk(pl *pool[T], c []Message[T]) {
+// handle is one attempt of the pool's handler (and preparer) at the messages of c that have
+// not failed.
+func (w *processorWorker[T]) handle(c []Message[T]) {
+	r, pl := w.r, w.pl
 	if pl.preparer != nil {
 		if err := callPrepare(r.hctx, pl.preparer, c); err != nil {
 			for i := range c {
@@ -114,62 +110,8 @@ func (r *run[T]) handleChunk(pl *pool[T], c []Message[T]) {
 	}
 }
 
-// retryChunk sends the messages of c that failed in this pool through it again, from their
-// state before the handler, until they succeed or run out of retries.
-func (r *run[T]) retryChunk(pl *pool[T], w *worker[T], c []Message[T]) {
-	for attempt := 1; attempt <= r.o.Failure.MaxRetries; attempt++ {
-		w.idx = w.idx[:0]
-		for i := range c {
-			if c[i].err != nil && w.orig[i].err == nil {
-				w.idx = append(w.idx, i)
-			}
-		}
-		if len(w.idx) == 0 {
-			return
-		}
-		if !r.backoff(pl.opts.Name, len(w.idx), attempt) {
-			return
-		}
-		w.sub = w.sub[:0]
-		for _, i := range w.idx {
-			m := w.orig[i]
-			m.attempt = int32(attempt)
-			w.sub = append(w.sub, m)
-		}
-		r.handleChunk(pl, w.sub)
-		for k, i := range w.idx {
-			c[i] = w.sub[k]
-			if c[i].err == nil {
-				c[i].attempt = 0 // attempts count per handler: the next one starts at 1
-			}
-		}
-		clear(w.sub)
-	}
-}
-
-// backoff reports a retry and waits before it; false when the handlers' context ended first.
-func (r *run[T]) backoff(stage string, n, attempt int) bool {
-	f := &r.o.Failure
-	d := f.RetryBackoff
-	for i := 1; i < attempt && d < f.MaxRetryBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, f.MaxRetryBackoff)
-	if r.observed {
-		r.obs.Retried(RetryEvent{Pipeline: r.o.Name, Stage: stage, Messages: n, Attempt: attempt + 1, Backoff: d})
-	}
-	if d <= 0 {
-		return r.hctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.hctx.Done():
-		return false
-	}
-}
+// stage names the pool in retry events.
+func (w *processorWorker[T]) stage() string { return w.pl.opts.Name }
 
 func countFailed[T any](c []Message[T]) int {
 	n := 0
@@ -183,7 +125,8 @@ func countFailed[T any](c []Message[T]) int {
 
 // dest returns the index of the batcher m goes to, or -1 when it finishes here (it failed, or
 // goes to no batcher). A message routed to an unknown batcher fails.
-func (r *run[T]) dest(w *worker[T], m *Message[T]) int {
+func (w *processorWorker[T]) dest(m *Message[T]) int {
+	r := w.r
 	if m.err != nil {
 		return -1
 	}
@@ -215,16 +158,17 @@ func (r *run[T]) dest(w *worker[T], m *Message[T]) int {
 // route sends each message of c, which went through the last pool, to its batcher, and
 // finishes those that go to none. A chunk whose messages all go the same way is passed on
 // whole.
-func (r *run[T]) route(w *worker[T], c []Message[T]) {
+func (w *processorWorker[T]) route(c []Message[T]) {
+	r := w.r
 	if len(r.batchers) == 0 {
-		r.finish(w, c)
+		r.finish(&w.fin, c)
 		r.chunks.put(c)
 		return
 	}
 	w.dests = w.dests[:0]
 	uniform := true
 	for i := range c {
-		d := r.dest(w, &c[i])
+		d := w.dest(&c[i])
 		w.dests = append(w.dests, d)
 		if d != w.dests[0] {
 			uniform = false
@@ -234,7 +178,7 @@ func (r *run[T]) route(w *worker[T], c []Message[T]) {
 		if d := w.dests[0]; d >= 0 {
 			r.batchers[d].in <- c
 		} else {
-			r.finish(w, c)
+			r.finish(&w.fin, c)
 			r.chunks.put(c)
 		}
 		return
@@ -254,7 +198,7 @@ func (r *run[T]) route(w *worker[T], c []Message[T]) {
 		w.split[d] = append(w.split[d], c[i])
 	}
 	r.chunks.put(c)
-	r.finish(w, w.done)
+	r.finish(&w.fin, w.done)
 	clear(w.done)
 	for d, b := range w.split {
 		if len(b) > 0 {

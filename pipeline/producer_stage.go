@@ -79,10 +79,7 @@ func (r *run[T]) producerLoop() {
 // producerExit is deferred by each producer goroutine: the last one closes the first pool's
 // queues, which starts the chain of stages finishing.
 func (r *run[T]) producerExit() {
-	if r.producersLeft.Add(-1) == 0 {
-		r.pools[0].closeInputs()
-		close(r.producersDone)
-	}
+	r.producersExited.arrive(r.pools[0].closeInputs)
 }
 
 // sender hands chunks to a processor pool: whole when the pool shares one queue and the

@@ -39,12 +39,9 @@ type run[T any] struct {
 	pools    []*pool[T]
 	batchers []*batcherStage[T] // sorted by name
 
-	producersLeft  atomic.Int32
-	producersDone  chan struct{}
-	batchersLeft   atomic.Int32
-	batchersDone   chan struct{}
-	batchProcsLeft atomic.Int32
-	batchProcsDone chan struct{}
+	producersExited  latch // the producer goroutines
+	batchersExited   latch // the batchers' accumulating goroutines
+	batchProcsExited latch // every batcher's batch processors
 
 	wg sync.WaitGroup
 }
@@ -55,21 +52,17 @@ type pool[T any] struct {
 	preparer MessagePreparer[T]
 	ins      []chan []Message[T] // one shared queue, or one per goroutine when partitioned
 	last     bool
-	left     atomic.Int32
-	done     chan struct{}
+	exited   latch // the pool's goroutines
 }
 
 func newRun[T any](p *Pipeline[T], ctx context.Context) *run[T] {
 	o := &p.opts
 	r := &run[T]{
-		p:              p,
-		o:              o,
-		obs:            o.Observer,
-		drainReq:       make(chan struct{}),
-		producersDone:  make(chan struct{}),
-		batchersDone:   make(chan struct{}),
-		batchProcsDone: make(chan struct{}),
-		credits:        newCredits(int64(o.MaxInFlight), o.ProducerConcurrency),
+		p:        p,
+		o:        o,
+		obs:      o.Observer,
+		drainReq: make(chan struct{}),
+		credits:  newCredits(int64(o.MaxInFlight), o.ProducerConcurrency),
 	}
 	first := o.Processors[0]
 	r.room = newCredits(int64(2*first.Concurrency*first.MaxDemand), o.ProducerConcurrency)
@@ -81,7 +74,7 @@ func newRun[T any](p *Pipeline[T], ctx context.Context) *run[T] {
 	maxChunk := 0
 	goroutines := o.ProducerConcurrency
 	for i, po := range o.Processors {
-		pl := &pool[T]{opts: po, last: i == len(o.Processors)-1, done: make(chan struct{})}
+		pl := &pool[T]{opts: po, last: i == len(o.Processors)-1}
 		pl.preparer, _ = po.Handler.(MessagePreparer[T])
 		if po.PartitionBy != nil {
 			pl.ins = make([]chan []Message[T], po.Concurrency)
@@ -91,25 +84,23 @@ func newRun[T any](p *Pipeline[T], ctx context.Context) *run[T] {
 		} else {
 			pl.ins = []chan []Message[T]{make(chan []Message[T], po.Concurrency)}
 		}
-		pl.left.Store(int32(po.Concurrency))
+		pl.exited.init(po.Concurrency)
 		r.pools = append(r.pools, pl)
 		maxChunk = max(maxChunk, po.MaxDemand)
 		goroutines += 2 * po.Concurrency
 	}
 	names := slices.Sorted(maps.Keys(o.Batchers))
+	batchProcs := 0
 	for _, name := range names {
 		b := newBatcherStage(name, o.Batchers[name], len(r.pools[len(r.pools)-1].ins))
 		r.batchers = append(r.batchers, b)
-		r.batchProcsLeft.Add(int32(b.opts.Concurrency))
+		batchProcs += b.opts.Concurrency
 		goroutines += 2
 	}
-	r.batchersLeft.Store(int32(len(r.batchers)))
-	if len(r.batchers) == 0 {
-		close(r.batchersDone)
-		close(r.batchProcsDone)
-	}
+	r.batchersExited.init(len(r.batchers))
+	r.batchProcsExited.init(batchProcs)
 	r.chunks = newFreeList[Message[T]](4*goroutines+8, maxChunk)
-	r.producersLeft.Store(int32(o.ProducerConcurrency))
+	r.producersExited.init(o.ProducerConcurrency)
 	return r
 }
 
