@@ -35,7 +35,7 @@ func newProducerMetrics(f *factory) *producerMetrics {
 		`Saves of the committed offset to the checkpoint store, by result ("ok" or "error").`, "result")
 	m := &producerMetrics{
 		chunks: f.counter("sluice_ds_producer_chunks_total",
-			"Chunks the pipeline producer read and handed out in full."),
+			"Responses (or SSE batches) the pipeline producer read and handed out in full."),
 		messages: f.counter("sluice_ds_producer_messages_total",
 			"Messages the pipeline producer handed to the pipeline, failed decodes included."),
 		decodeFailures: f.counter("sluice_ds_producer_decode_failures_total",
@@ -56,11 +56,15 @@ func newProducerMetrics(f *factory) *producerMetrics {
 	return m
 }
 
-// ProducerChunk implements durablestreams.ProducerObserver: it counts the chunk, its
-// messages and its decode failures.
-func (m *Metrics) ProducerChunk(e durablestreams.ProducerChunkEvent) {
+// ProducerChunk implements durablestreams.ProducerObserver: it counts the chunk.
+func (m *Metrics) ProducerChunk(durablestreams.ProducerChunkEvent) {
+	m.producer.chunks.Inc()
+}
+
+// ProducerMessages implements durablestreams.ProducerObserver: it counts the messages handed
+// to the pipeline and their decode failures.
+func (m *Metrics) ProducerMessages(e durablestreams.ProducerMessagesEvent) {
 	p := m.producer
-	p.chunks.Inc()
 	if e.Messages > 0 {
 		p.messages.Add(float64(e.Messages))
 	}

@@ -60,7 +60,6 @@ func crashChild(ctx context.Context, streamURL, dsn, table string) error {
 		Name:               "crash",
 		Checkpoints:        store,
 		CheckpointInterval: 10 * time.Millisecond,
-		MaxPending:         400,
 	})
 	if err != nil {
 		return err
@@ -78,7 +77,7 @@ func crashChild(ctx context.Context, streamURL, dsn, table string) error {
 				idx := make([]int32, len(ms))
 				ns := make([]int32, len(ms))
 				for i := range ms {
-					starts[i], idx[i], ns[i] = string(ds.ChunkMetaOf(ms[i].Metadata).Start), int32(ms[i].Metadata.Position), int32(ms[i].Data.N)
+					starts[i], idx[i], ns[i] = ms[i].Metadata.Stream, int32(ms[i].Metadata.Position), int32(ms[i].Data.N)
 				}
 				if _, err := pool.Exec(ctx, insert, starts, idx, ns); err != nil {
 					return err

@@ -48,7 +48,7 @@ func main() {
 		rssLimit    = flag.Int64("rss-limit", 200_000, "memory: stop each run after the sink handled this many events")
 		rssDelay    = flag.Duration("rss-delay", 20*time.Millisecond, "memory: the slow sink's sleep per batch of 1000")
 		rssTimeout  = flag.Duration("rss-timeout", time.Minute, "memory: stop each run after this long (the reference server takes seconds to start a response of millions of events)")
-		rssInFlight = flag.Int("rss-max-in-flight", 0, "memory: the pipeline's MaxInFlight (0: its default, 2512 here, below the producer's default MaxPending of 10000; 1000000 lets the producer's bound be the one reached)")
+		rssInFlight = flag.Int("rss-max-in-flight", 0, "memory: the pipeline's MaxInFlight (0: its default, 2512 here; the producer reads no more than it)")
 		appends     = flag.Int("appends", 2000, "latency: appends (one event each) per run")
 		rate        = flag.Float64("rate", 500, "latency: appends per second")
 		childRSS    = flag.String("child-rss", "", "internal: run one memory run over this stream URL and report")
@@ -203,7 +203,7 @@ func rssPart(ctx context.Context, srvs []*dsload.Server, streams *filled, sizes 
 	if cfg.MaxInFlight > 0 {
 		inFlight = strconv.Itoa(cfg.MaxInFlight)
 	}
-	fmt.Printf("\n== peak RSS, slow sink (%v per batch of 1000, stopped after %d events or %v), default MaxPending, %s MaxInFlight, child processes, %d round(s)\n",
+	fmt.Printf("\n== peak RSS, slow sink (%v per batch of 1000, stopped after %d events or %v), %s MaxInFlight, child processes, %d round(s)\n",
 		cfg.Delay, cfg.Limit, cfg.Timeout, inFlight, rounds)
 	fmt.Println("peak RSS = the child's VmHWM; ru_maxrss = getrusage of the child, which on Linux is at least the parent's peak at the spawn (vfork + exec)")
 	if idle, err := spawnSlowSink("idle", cfg); err == nil {

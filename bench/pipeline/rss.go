@@ -27,8 +27,8 @@ type slowSink struct {
 	Limit   int64         `json:"limit"`
 	Delay   time.Duration `json:"delay"`
 	Timeout time.Duration `json:"timeout"`
-	// MaxInFlight is the pipeline's MaxInFlight; 0 for its default, which is below the
-	// producer's default MaxPending, so that the pipeline's bound is the one reached.
+	// MaxInFlight is the pipeline's MaxInFlight, the one bound on what the producer holds;
+	// 0 for its default.
 	MaxInFlight int `json:"max_in_flight"`
 }
 
@@ -65,8 +65,8 @@ func vmHWM() int64 {
 	return 0
 }
 
-// runSlowSink runs the slow-sink pipeline over streamURL in this process: the producer with
-// its default MaxPending, the pipeline of the throughput runs with a sleeping batch handler.
+// runSlowSink runs the slow-sink pipeline over streamURL in this process: the producer, the
+// pipeline of the throughput runs with a sleeping batch handler.
 // It stops the pipeline once cfg.Limit events were handled or cfg.Timeout passed, and checks
 // that the events handled were each handled once, with exact amounts.
 func runSlowSink(ctx context.Context, streamURL string, cfg slowSink) slowResult {

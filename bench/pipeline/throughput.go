@@ -135,8 +135,8 @@ func readPipeline(ctx context.Context, streamURL string, t *tally) error {
 	if err != nil {
 		return err
 	}
-	if p.Committed() != head.NextOffset {
-		return fmt.Errorf("committed offset %q, want the tail %q", p.Committed(), head.NextOffset)
+	if c := p.Committed(); c.Offset != string(head.NextOffset) || c.Skip != 0 || c.Seq != t.n {
+		return fmt.Errorf("committed position %v, want the tail %q after %d messages", c, head.NextOffset, t.n)
 	}
 	return nil
 }

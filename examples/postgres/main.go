@@ -113,7 +113,6 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		Name:        cfg.Name,
 		Live:        dsclient.LiveOff,
 		Checkpoints: store,
-		MaxPending:  4 * cfg.BatchSize * cfg.Concurrency,
 	})
 	if err != nil {
 		return res, err
@@ -144,7 +143,7 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	t0 := time.Now()
 	err = p.Run(ctx)
 	res.Elapsed = time.Since(t0)
-	res.Read, res.Inserted, res.Fallbacks, res.Committed = acked.Load(), sink.inserted.Load(), sink.fallbacks.Load(), prod.Committed()
+	res.Read, res.Inserted, res.Fallbacks, res.Committed = acked.Load(), sink.inserted.Load(), sink.fallbacks.Load(), dsclient.Offset(prod.Committed().Offset)
 	if err != nil {
 		return res, err
 	}
@@ -239,7 +238,7 @@ func (s *sink) HandleBatch(ctx context.Context, batch []pipeline.Message[Event],
 	rows := func() pgx.CopyFromSource {
 		return pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
 			m := &batch[order[i]]
-			return []any{streamOf(m), string(ds.ChunkMetaOf(m.Metadata).Start), int32(m.Metadata.Position), m.Data.ID, m.Data.User, m.Data.Type, m.Data.Amount}, nil
+			return []any{streamOf(m), "", int32(m.Metadata.Position), m.Data.ID, m.Data.User, m.Data.Type, m.Data.Amount}, nil
 		})
 	}
 	if !s.staging {
@@ -285,18 +284,12 @@ func comparePosition(a, b *pipeline.Message[Event]) int {
 	if c := strings.Compare(streamOf(a), streamOf(b)); c != 0 {
 		return c
 	}
-	if c := strings.Compare(string(ds.ChunkMetaOf(a.Metadata).Start), string(ds.ChunkMetaOf(b.Metadata).Start)); c != 0 {
-		return c
-	}
 	return cmp.Compare(a.Metadata.Position, b.Metadata.Position)
 }
 
 // streamOf returns the URL of the stream m was read from.
 func streamOf(m *pipeline.Message[Event]) string {
-	if cm := ds.ChunkMetaOf(m.Metadata); cm != nil {
-		return cm.URL
-	}
-	return ""
+	return m.Metadata.Stream
 }
 
 func hasCode(err error, code string) bool {

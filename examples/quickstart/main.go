@@ -164,8 +164,9 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 	sum.Acked, sum.Failed = obs.acked.Load(), obs.failed.Load()
 	sum.DatabaseRows, sum.DatabaseBatches = db.rows(), obs.batches("database")
 	sum.AnalyticsEvents, sum.AnalyticsBatch, sum.Keys = agg.total(), obs.batches("analytics"), agg.snapshot()
-	sum.Committed = prod.Committed()
-	sum.AtTail = sum.Committed == head.NextOffset
+	committed := prod.Committed()
+	sum.Committed = dsclient.Offset(committed.Offset)
+	sum.AtTail = sum.Committed == head.NextOffset && committed.Skip == 0
 	if dl, _, err := dsclient.ReadJSON[ds.DeadLetterRecord](ctx, dlq, dsclient.ReadOptions{}); err == nil {
 		sum.DeadLetters = len(dl)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sluice-go/sluice/pipeline"
-	ds "github.com/sluice-go/sluice/source/durablestreams"
 )
 
 // sink is the database batcher's handler.
@@ -40,7 +39,7 @@ func (t *memTable) HandleBatch(_ context.Context, batch []pipeline.Message[Event
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i := range batch {
-		at := position{string(ds.ChunkMetaOf(batch[i].Metadata).Start), int(batch[i].Metadata.Position)}
+		at := position{batch[i].Metadata.Stream, int(batch[i].Metadata.Position)}
 		if _, dup := t.byAt[at]; !dup {
 			t.byAt[at] = batch[i].Data
 		}
@@ -101,11 +100,7 @@ func (t *pgTable) HandleBatch(ctx context.Context, batch []pipeline.Message[Even
 	rows := make([][]any, len(batch))
 	for i := range batch {
 		m := &batch[i]
-		url := ""
-		if cm := ds.ChunkMetaOf(m.Metadata); cm != nil {
-			url = cm.URL
-		}
-		rows[i] = []any{url, string(ds.ChunkMetaOf(m.Metadata).Start), int32(m.Metadata.Position), m.Data.ID, m.Data.User, m.Data.Amount}
+		rows[i] = []any{m.Metadata.Stream, "", int32(m.Metadata.Position), m.Data.ID, m.Data.User, m.Data.Amount}
 	}
 	return pgx.BeginFunc(ctx, t.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE staging (LIKE `+pgTableName+`) ON COMMIT DROP`); err != nil {

@@ -67,8 +67,8 @@ func (d *DeadLetter[T]) HandleFailed(ctx context.Context, msgs []pipeline.Messag
 		if err := m.Err(); err != nil {
 			rec.Error = err.Error()
 		}
-		if cm := ChunkMetaOf(m.Metadata); cm != nil {
-			rec.Offset = string(cm.Start)
+		if c := ChunkOf(m.Metadata); c != nil {
+			rec.Offset = string(c.Info().StartOffset)
 		}
 		var data []byte
 		var err error

@@ -15,8 +15,8 @@ import (
 )
 
 // A pipeline reading a durable stream: the producer reads on demand, the batcher sums
-// amounts, and the committed offset, saved to a checkpoint store, reaches the tail once every
-// message is acknowledged. A second run with the same store resumes there and finds nothing
+// amounts, and the committed position, saved to a checkpoint store, reaches the tail once
+// every message is acknowledged. A second run with the same store resumes there and finds nothing
 // new.
 func ExampleProducer() {
 	srv, err := dstest.NewServer(dstest.Options{})
@@ -77,8 +77,9 @@ func ExampleProducer() {
 			log.Fatal(err)
 		}
 		saved, _, _ := store.Load(ctx, p.Key())
+		pos, _ := ack.ParsePosition(saved) // the tail offset, and the number of messages before it
 		head, _ := s.Head(ctx)
-		fmt.Println("checkpoint at the tail:", dsclient.Offset(saved) == head.NextOffset)
+		fmt.Println("checkpoint at the tail:", dsclient.Offset(pos.Offset) == head.NextOffset, pos.Seq)
 		return n.Load(), float64(cents.Load()) / 100
 	}
 	n, sum := run()
@@ -86,8 +87,8 @@ func ExampleProducer() {
 	n, _ = run()
 	fmt.Printf("second run: %d orders\n", n)
 	// Output:
-	// checkpoint at the tail: true
+	// checkpoint at the tail: true 1000
 	// first run: 1000 orders, 1500.00
-	// checkpoint at the tail: true
+	// checkpoint at the tail: true 1000
 	// second run: 0 orders
 }

@@ -12,25 +12,24 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-go/sluice/ack"
 	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/internal/optcheck"
-
-	"github.com/sluice-go/sluice/ack"
 	"github.com/sluice-go/sluice/pipeline"
 )
 
-// CommitMode says when a [Producer] counts a message as done for its committed offset.
+// CommitMode says when a [Producer] counts a message as done for its committed position.
 type CommitMode int
 
 const (
-	// CommitOnAck advances the committed offset past a chunk only once every message of it
-	// has been acknowledged (successfully, or failed and handled by the failure policy):
-	// at-least-once delivery. A crash re-delivers the chunks that were not fully finished.
+	// CommitOnAck advances the committed position past a message only once it and every
+	// message before it have been acknowledged (successfully, or failed and handled by the
+	// failure policy): at-least-once delivery. A crash re-delivers what was in flight.
 	CommitOnAck CommitMode = iota
-	// CommitOnReceive advances the committed offset past a chunk as soon as the chunk is
-	// received, and saves it to the checkpoint store before any of its messages is handed
-	// to the pipeline: at-most-once delivery. A crash or a stop loses what was received
-	// but not finished; nothing is ever delivered twice.
+	// CommitOnReceive advances the committed position past the messages of each Produce call
+	// and saves it to the checkpoint store before they are handed to the pipeline:
+	// at-most-once delivery. A crash or a stop loses what was received but not finished;
+	// nothing is ever delivered twice.
 	CommitOnReceive
 )
 
@@ -50,11 +49,12 @@ func (m CommitMode) String() string {
 type GonePolicy int
 
 const (
-	// GoneFail ends the run with the *[Error] (matching [ErrGone]).
+	// GoneFail ends the run with the *dsclient.Error (matching dsclient.ErrGone).
 	GoneFail GonePolicy = iota
 	// GoneResumeEarliest logs a warning, reports [ProducerObserver.Gone], and resumes from
 	// the earliest offset the server reports (from the beginning when it reports none).
-	// The messages between the two offsets are lost.
+	// The messages between the two offsets are lost; positions go on counting from the
+	// last one delivered.
 	GoneResumeEarliest
 )
 
@@ -62,7 +62,7 @@ const (
 type NotFoundPolicy int
 
 const (
-	// NotFoundFail ends the run with the *[Error] (matching [ErrNotFound]).
+	// NotFoundFail ends the run with the *dsclient.Error (matching dsclient.ErrNotFound).
 	NotFoundFail NotFoundPolicy = iota
 	// NotFoundWait keeps trying, with the client's backoff, until the stream exists or the
 	// run ends: for a pipeline started before its stream is created.
@@ -76,39 +76,39 @@ type ProducerOptions[T any] struct {
 	// Name is the pipeline's name, part of the checkpoint key. Required with Checkpoints
 	// unless CheckpointKey is set. Default: "".
 	Name string
-	// Offset is where reading starts when the checkpoint store has no offset saved (or
-	// there is no store): [Beginning], [Now] or an offset token. Default: [Beginning].
+	// Offset is where reading starts when the checkpoint store has no position saved (or
+	// there is no store): dsclient.Beginning, dsclient.Now or an offset token. It is also
+	// the origin positions count from (see the package documentation). Default:
+	// dsclient.Beginning.
 	Offset dsclient.Offset
-	// Live selects what happens at the stream's tail: [LiveOff] drains the pipeline and
-	// ends the run once the stream is read up to date; [LiveLongPoll], [LiveAuto] and
-	// [LiveSSE] follow the stream until the run is stopped. A closed stream ends the run in
+	// Live selects what happens at the stream's tail: dsclient.LiveOff drains the pipeline
+	// and ends the run once the stream is read up to date; LiveLongPoll, LiveAuto and
+	// LiveSSE follow the stream until the run is stopped. A closed stream ends the run in
 	// every mode. Default: LiveOff.
 	Live dsclient.LiveMode
 	// Commit is the commit mode. Default: [CommitOnAck].
 	Commit CommitMode
-	// Checkpoints saves the committed offset, and gives the start offset of the next run.
-	// Default: none (the committed offset is only available from [Producer.Committed]).
+	// Checkpoints saves the committed position, and gives the start of the next run.
+	// Default: none (the committed position is only available from [Producer.Committed]).
 	Checkpoints ack.CheckpointStore
-	// CheckpointKey is the key under which Checkpoints keeps the offset. Default:
-	// ack.CheckpointKey(Name, Stream.URL()).
+	// CheckpointKey is the key under which Checkpoints keeps the position. Default:
+	// ack.CheckpointKey(Name, the stream URL's path), which survives a change of the
+	// server's host name; a position saved by an earlier version under the key made from
+	// the whole URL is read too (see the package documentation).
 	CheckpointKey string
 	// CheckpointInterval is the least time between two saves of an advancing committed
-	// offset (a drain always saves the last one). Default: 1s.
+	// position (a drain always saves the last one). Default: 1s.
 	CheckpointInterval time.Duration
-	// MaxPending caps the messages fetched but not yet finished (with CommitOnAck): reading
-	// pauses, in the middle of a response if need be, while the cap is reached. Default:
-	// 10000.
-	MaxPending int
-	// MaxBytes is [ReadOptions.MaxBytes]: the largest item, SSE batch or byte chunk held
-	// in memory. Default: 64 MiB.
+	// MaxBytes is dsclient.ReadOptions.MaxBytes: the largest item, SSE batch or byte chunk
+	// held in memory. Default: 64 MiB.
 	MaxBytes int
 	// Decode turns one item into the message data: for a JSON stream, one JSON value of
 	// the stream's array; for a byte or text stream, one chunk, or one token of Split.
 	// data is valid only during the call (copy what must outlive it). An error makes the
 	// message a failed message carrying a *[DecodeError]; the stream goes on. Default:
-	// for a JSON stream, decoding with encoding/json into T (as raw bytes when T is []byte
-	// or json.RawMessage); for a byte or text stream, the bytes when T is []byte and the
-	// text when T is string (any other T needs a Decode).
+	// for a JSON stream, encoding/json into T (the item's bytes when T is a byte slice such
+	// as []byte or json.RawMessage); for a byte or text stream, the bytes when T is a byte
+	// slice and the text when T is a string (any other T needs a Decode).
 	Decode func(data []byte, dst *T) error
 	// Split cuts the bytes of a byte or text stream's chunk into messages, as a
 	// bufio.Scanner would (bufio.ScanLines gives one message per line). Not used for JSON
@@ -120,104 +120,37 @@ type ProducerOptions[T any] struct {
 	OnNotFound NotFoundPolicy
 	// Observer receives the producer's events. Default: none.
 	Observer ProducerObserver
-	// Logger logs warnings (read failures that will be retried, 410 resumes, failed
-	// checkpoint saves). Default: slog.Default().
+	// Logger logs where a run starts from and warnings (read failures that will be
+	// retried, 410 resumes, failed checkpoint saves or loads). Default: slog.Default().
 	Logger *slog.Logger
 }
 
-const (
-	defaultMaxPending         = 10000
-	defaultCheckpointInterval = time.Second
-)
-
-// ChunkMeta describes the chunk a message came from. A [Producer] stores a *ChunkMeta in
-// each message's Metadata.Chunk, shared by the messages of one chunk; read it with
-// [ChunkMetaOf]. It must not be modified.
-type ChunkMeta struct {
-	// URL is the stream's URL.
-	URL string
-	// Start is the offset the chunk was read from.
-	Start dsclient.Offset
-	// Next is the offset after the chunk, as known when the message was read.
-	Next dsclient.Offset
-	// Cursor is the server's cursor for the chunk, if any.
-	Cursor string
-	// UpToDate reports that the chunk reached the stream's tail.
-	UpToDate bool
-	// Closed reports that the chunk is the last of a closed stream.
-	Closed bool
-}
-
-// ChunkMetaOf returns the chunk metadata a [Producer] attached to a message, or nil when the
-// message did not come from a Producer.
-func ChunkMetaOf(md pipeline.Metadata) *ChunkMeta {
-	cm, _ := md.Source.(*ChunkMeta)
-	return cm
-}
-
-// DecodeError is the error of a message whose item could not be decoded into the
-// pipeline's data type. The message is failed, not dropped: the failure policy and the
-// failure handler see it.
-type DecodeError struct {
-	// URL is the stream's URL.
-	URL string
-	// ChunkStart is the offset of the item's chunk, and Index its position in the chunk.
-	ChunkStart dsclient.Offset
-	Index      int
-	// Err is the decoder's error.
-	Err error
-	// Raw is the item's bytes, when the decoder that failed was [ProducerOptions.Decode]
-	// (the default JSON decoder streams and keeps none). Default: nil.
-	Raw []byte
-}
-
-// Error names the stream, the item's position and the decoder's error.
-func (e *DecodeError) Error() string {
-	return fmt.Sprintf("durablestreams: decode item %d of chunk at offset %s of %s: %v", e.Index, e.ChunkStart, e.URL, e.Err)
-}
-
-// Unwrap returns the decoder's error.
-func (e *DecodeError) Unwrap() error { return e.Err }
-
-// ProducerStats is a snapshot of a [Producer]'s progress.
-type ProducerStats struct {
-	// Committed is the committed offset.
-	Committed dsclient.Offset
-	// ReadOffset is where reading stands: the start of the chunk being read, or the offset
-	// after the last chunk read.
-	ReadOffset dsclient.Offset
-	// Pending is the number of messages fetched and not yet finished (CommitOnAck).
-	Pending int
-	// AtTail reports whether the last chunk read reached the stream's tail.
-	AtTail bool
-	// OldestPending is the age of the oldest chunk not yet committed, or 0 if every chunk
-	// read is committed.
-	OldestPending time.Duration
-	// Chunks, Messages and DecodeFailures count the chunks read and the messages handed to
-	// the pipeline (failed decodes included) since the producer started.
-	Chunks, Messages, DecodeFailures uint64
-}
+const defaultCheckpointInterval = time.Second
 
 // Producer is a [pipeline.Producer] that reads a durable stream on demand and commits its
-// offset as the pipeline acknowledges messages.
+// position as the pipeline acknowledges messages.
 //
-// Each chunk the reader returns (one response, or one SSE batch) is tracked by an
-// [ack.Tracker] with the offset after it; the committed offset is the offset after the
-// longest prefix of chunks whose every message has been acknowledged, and is saved to the
-// checkpoint store as it advances and at the end of the run. Items are decoded one by one
-// as the response streams in: the producer reads only when the pipeline asks, so a paused
-// pipeline pauses the response body, and no more than MaxPending messages are ever fetched
-// and unfinished.
+// Every response (or SSE batch) read is kept in one [Chunk] record. Each Produce call hands
+// out the messages the pipeline asked for and tracks them, as one run, in an [ack.Tracker]
+// with the position after them: the committed position is the position after the longest
+// prefix of messages that are done, even in the middle of a response, and is saved to the
+// checkpoint store as it advances and at the end of the run. Items are read one by one as
+// the response streams in, only when the pipeline asks, so a paused pipeline pauses the
+// response body; the pipeline's in-flight bound (pipeline.Options.MaxInFlight) is the
+// producer's bound too.
 //
 // A Producer serves one pipeline run: it starts (loads its checkpoint, starts saving) on
 // the first Produce and stops on Close. It implements [pipeline.Producer],
 // [pipeline.DrainNotifier] and [pipeline.Closer]. Its methods are safe for concurrent use.
 type Producer[T any] struct {
-	opts   ProducerOptions[T]
-	key    string
-	log    *slog.Logger
-	obs    ProducerObserver
-	rawDst bool // T is []byte: JSON items as raw bytes
+	opts  ProducerOptions[T]
+	key   string
+	path  string // the stream's path: Metadata.Stream
+	url   string // the stream's URL without credentials or query
+	log   *slog.Logger
+	obs   ProducerObserver
+	dec   decoder[T]
+	retry dsclient.RetryPolicy
 
 	readCtx    context.Context
 	readCancel context.CancelFunc
@@ -226,39 +159,30 @@ type Producer[T any] struct {
 	started   bool
 	closed    bool
 	ended     bool
-	tracker   *ack.Tracker[dsclient.Offset]
-	saver     *ack.Saver[dsclient.Offset]
+	saver     *ack.Saver[mark]
 	saverStop context.CancelFunc
 	saverDone chan struct{}
 	reader    *dsclient.ChunkReader
 	backoff   *dsclient.Backoff
 
-	cur         *dsclient.Chunk // the chunk being emitted, or nil
-	cont        bool            // cur failed mid-body: the reader's next chunk continues it
-	tc          *ack.Chunk[dsclient.Offset]
-	meta        *ChunkMeta
-	start       string // cur's start offset, shared by its messages
-	chunkMsgs   int
-	chunkFail   int
-	pieces      [][]byte        // byte streams: the chunk's messages not emitted yet
-	piece       int             // index in the chunk of pieces[0]
-	pendingNext dsclient.Offset // byte streams: the offset after the chunk being emitted
-	ctype       string          // the content type of the last chunk
-	path        string
-	ordinal     int64
+	// The response being emitted.
+	cur     *dsclient.Chunk // nil between responses
+	rec     *Chunk          // its record
+	idx     int64           // index in the response of the next message
+	skip    int64           // messages at the start of the response already done (a restart inside it)
+	failed  int             // decode failures in the response
+	pieces  [][]byte        // byte streams: the response's messages not emitted yet
+	last    *Chunk          // the last record made
+	recDone bool            // rec was read to its end
+	first   int64           // the position of the next response's first message
 
-	statsMu  sync.Mutex
-	fifo     []pendingChunk
+	tracker  atomic.Pointer[ack.Tracker[mark]] // set at start
+	head     atomic.Pointer[Chunk]             // the first record made, for Stats
 	atTail   atomic.Bool
+	reading  atomic.Pointer[ack.Position] // where reading stands, for Stats
 	chunks   atomic.Uint64
 	messages atomic.Uint64
 	decodeKO atomic.Uint64
-}
-
-type pendingChunk struct {
-	next   dsclient.Offset // "" while the chunk is open
-	opened time.Time
-	tc     *ack.Chunk[dsclient.Offset]
 }
 
 var (
@@ -271,191 +195,101 @@ var (
 // loaded and the first request sent by the first Produce. Invalid options are reported
 // all at once in a *[pipeline.OptionsError], each problem naming its field.
 func NewProducer[T any](opts ProducerOptions[T]) (*Producer[T], error) {
-	var probs []pipeline.FieldError
-	bad := func(field, problem string) {
-		probs = append(probs, pipeline.FieldError{Field: "ProducerOptions." + field, Problem: problem})
-	}
+	c := optcheck.New("durablestreams", nil)
 	if opts.Stream == nil {
-		bad("Stream", "required")
+		c.Bad("ProducerOptions.Stream", "required")
 	}
 	if opts.Live < dsclient.LiveOff || opts.Live > dsclient.LiveSSE {
-		bad("Live", fmt.Sprintf("unknown live mode %d", int(opts.Live)))
+		c.Bad("ProducerOptions.Live", "unknown live mode %d", int(opts.Live))
 	}
 	if opts.Commit != CommitOnAck && opts.Commit != CommitOnReceive {
-		bad("Commit", fmt.Sprintf("unknown commit mode %d", int(opts.Commit)))
+		c.Bad("ProducerOptions.Commit", "unknown commit mode %d", int(opts.Commit))
 	}
 	if opts.OnGone != GoneFail && opts.OnGone != GoneResumeEarliest {
-		bad("OnGone", fmt.Sprintf("unknown policy %d", int(opts.OnGone)))
+		c.Bad("ProducerOptions.OnGone", "unknown policy %d", int(opts.OnGone))
 	}
 	if opts.OnNotFound != NotFoundFail && opts.OnNotFound != NotFoundWait {
-		bad("OnNotFound", fmt.Sprintf("unknown policy %d", int(opts.OnNotFound)))
-	}
-	if opts.MaxPending < 0 {
-		bad("MaxPending", fmt.Sprintf("must be >= 0, got %d", opts.MaxPending))
+		c.Bad("ProducerOptions.OnNotFound", "unknown policy %d", int(opts.OnNotFound))
 	}
 	if opts.MaxBytes < 0 {
-		bad("MaxBytes", fmt.Sprintf("must be >= 0, got %d", opts.MaxBytes))
+		c.Bad("ProducerOptions.MaxBytes", "must be >= 0, got %d", opts.MaxBytes)
 	}
 	if opts.CheckpointInterval < 0 {
-		bad("CheckpointInterval", fmt.Sprintf("must be >= 0, got %v", opts.CheckpointInterval))
+		c.Bad("ProducerOptions.CheckpointInterval", "must be >= 0, got %v", opts.CheckpointInterval)
 	}
 	if opts.Checkpoints != nil && opts.Name == "" && opts.CheckpointKey == "" {
-		bad("Name", "required with Checkpoints (or set CheckpointKey)")
+		c.Bad("ProducerOptions.Name", "required with Checkpoints (or set CheckpointKey)")
 	}
-	if len(probs) > 0 {
-		return nil, optcheck.Of("durablestreams", nil, probs)
+	if err := c.Err(); err != nil {
+		return nil, err
 	}
 	if opts.Offset == "" {
 		opts.Offset = dsclient.Beginning
 	}
-	if opts.MaxPending == 0 {
-		opts.MaxPending = defaultMaxPending
-	}
 	if opts.CheckpointInterval == 0 {
 		opts.CheckpointInterval = defaultCheckpointInterval
 	}
-	p := &Producer[T]{opts: opts, log: opts.Logger, obs: opts.Observer}
+	p := &Producer[T]{opts: opts, log: opts.Logger, obs: opts.Observer, dec: newDecoder(opts.Decode)}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
 	if p.obs == nil {
 		p.obs = NopProducerObserver{}
 	}
-	p.key = opts.CheckpointKey
-	if p.key == "" {
-		p.key = ack.CheckpointKey(opts.Name, opts.Stream.URL())
-	}
-	var zero T
-	_, p.rawDst = any(&zero).(*[]byte)
-	if u, err := url.Parse(opts.Stream.URL()); err == nil {
+	p.url = opts.Stream.URL()
+	if u, err := url.Parse(p.url); err == nil {
 		p.path = u.Path
 	}
+	p.key = opts.CheckpointKey
+	if p.key == "" {
+		p.key = ack.CheckpointKey(opts.Name, p.path)
+	}
+	p.retry = opts.Stream.RetryPolicy()
+	p.backoff = p.retry.Backoff()
 	p.readCtx, p.readCancel = context.WithCancel(context.Background())
-	p.backoff = opts.Stream.RetryPolicy().Backoff()
 	return p, nil
 }
 
-// Key returns the checkpoint key the producer saves its offset under.
+// Key returns the checkpoint key the producer saves its position under.
 func (p *Producer[T]) Key() string { return p.key }
 
-// Committed returns the committed offset: where a restart resumes. Before the first Produce
-// it is the configured start offset. Safe for concurrent use.
-func (p *Producer[T]) Committed() dsclient.Offset {
-	p.statsMu.Lock()
-	t := p.tracker
-	p.statsMu.Unlock()
-	if t == nil {
-		return p.opts.Offset
+// Committed returns the committed position: where a restart resumes. Before the first
+// Produce it is the configured start offset. Safe for concurrent use.
+func (p *Producer[T]) Committed() ack.Position {
+	if t := p.tracker.Load(); t != nil {
+		return t.Committed().pos
 	}
-	return t.Committed()
+	return p.configuredStart()
 }
 
-// Stats returns a snapshot of the producer's progress. Safe for concurrent use; it does not
-// block on a running Produce.
-func (p *Producer[T]) Stats() ProducerStats {
-	p.statsMu.Lock()
-	defer p.statsMu.Unlock()
-	st := ProducerStats{
-		Committed:      p.opts.Offset,
-		ReadOffset:     p.opts.Offset,
-		AtTail:         p.atTail.Load(),
-		Chunks:         p.chunks.Load(),
-		Messages:       p.messages.Load(),
-		DecodeFailures: p.decodeKO.Load(),
+// configuredStart is where a run starts without a checkpoint: the configured offset, where
+// positions count from 0 at the beginning of the stream and are unknown elsewhere until the
+// run starts (see loadStart).
+func (p *Producer[T]) configuredStart() ack.Position {
+	if p.opts.Offset == dsclient.Beginning {
+		return ack.Position{Offset: string(p.opts.Offset)}
 	}
-	if p.tracker != nil {
-		st.Committed = p.tracker.Committed()
-		st.Pending = p.tracker.Pending()
-		p.pruneLocked(st.Committed)
-		if len(p.fifo) > 0 {
-			st.OldestPending = time.Since(p.fifo[0].opened)
-		}
-	}
-	if n := len(p.fifo); n > 0 {
-		st.ReadOffset = p.fifo[n-1].next
-		if st.ReadOffset == "" {
-			st.ReadOffset = dsclient.Offset(p.start)
-		}
-	} else {
-		st.ReadOffset = st.Committed
-	}
-	return st
-}
-
-// pruneLocked drops the chunks that are committed from the head of the fifo: those up to the
-// last one whose next offset is the committed offset.
-func (p *Producer[T]) pruneLocked(committed dsclient.Offset) {
-	last := -1
-	for i := range p.fifo {
-		if p.fifo[i].next == committed {
-			last = i
-		}
-	}
-	if last >= 0 {
-		n := copy(p.fifo, p.fifo[last+1:])
-		clear(p.fifo[n:])
-		p.fifo = p.fifo[:n]
-	}
+	return ack.Position{Offset: string(p.opts.Offset), Seq: -1}
 }
 
 // PrepareForDraining cancels a read in progress, so that draining does not wait for a live
 // read to return. It does not block.
 func (p *Producer[T]) PrepareForDraining() { p.readCancel() }
 
-// startup loads the checkpoint and starts the reader and the saver. Called with p.mu held.
-func (p *Producer[T]) startup(ctx context.Context) error {
-	p.started = true
-	offset := p.opts.Offset
-	if p.opts.Checkpoints != nil {
-		saved, found, err := p.opts.Checkpoints.Load(ctx, p.key)
-		if err != nil {
-			return fmt.Errorf("durablestreams: load checkpoint %q: %w", p.key, err)
-		}
-		if found && saved != "" {
-			offset = dsclient.Offset(saved)
-		}
-	}
-	tr := ack.NewTracker(offset, ack.TrackerOptions{MaxPending: p.opts.MaxPending})
-	p.statsMu.Lock()
-	p.tracker = tr
-	p.start = string(offset)
-	p.statsMu.Unlock()
-	p.reader = p.opts.Stream.Reader(p.readCtx, dsclient.ReadOptions{Offset: offset, Live: p.opts.Live, MaxBytes: p.opts.MaxBytes})
-
-	store := p.opts.Checkpoints
-	if store == nil {
-		store = discardStore{}
-	}
-	store = &observedStore{CheckpointStore: store, url: p.opts.Stream.URL(), obs: p.obs, real: p.opts.Checkpoints != nil}
-	p.saver = ack.NewSaver(tr, store, p.key, ack.SaverOptions[dsclient.Offset]{
-		Interval: p.opts.CheckpointInterval,
-		Encode:   func(o dsclient.Offset) string { return string(o) },
-		OnError: func(err error) {
-			p.log.Warn("durablestreams: checkpoint save failed; will retry", "key", p.key, "err", err)
-		},
-	})
-	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	p.saverStop = stop
-	p.saverDone = make(chan struct{})
-	go func() {
-		defer close(p.saverDone)
-		p.saver.Run(sctx)
-	}()
-	return nil
-}
-
 // Produce fills msgs with the next messages of the stream, reading only what it hands out.
 // It blocks until it has at least one message, the run ends or the input ends; it returns
 // [pipeline.ErrEndOfInput] once the stream is read up to date (LiveOff) or closed, the
-// *[Error] of a read that cannot go on (see OnGone and OnNotFound), and ctx's error when
-// ctx ends. Transient failures are retried with backoff, indefinitely, resuming where the
-// read stood, so that nothing is skipped or repeated.
+// *dsclient.Error of a read that cannot go on (see OnGone and OnNotFound), and ctx's error
+// when ctx ends. Transient failures are retried with backoff, indefinitely, resuming where
+// the read stood, so that nothing is skipped or repeated.
 func (p *Producer[T]) Produce(ctx context.Context, msgs []pipeline.Message[T]) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return 0, errors.New("durablestreams: producer is closed")
 	}
+	stop := context.AfterFunc(ctx, p.readCancel)
+	defer stop()
 	if !p.started {
 		if err := p.startup(ctx); err != nil {
 			return 0, err
@@ -464,42 +298,36 @@ func (p *Producer[T]) Produce(ctx context.Context, msgs []pipeline.Message[T]) (
 	if p.ended {
 		return 0, pipeline.ErrEndOfInput
 	}
-	stop := context.AfterFunc(ctx, p.readCancel)
-	defer stop()
-
-	n := 0
-	for n < len(msgs) {
+	for {
 		if p.cur == nil && len(p.pieces) == 0 {
-			if n > 0 {
-				return n, nil // hand over what we have before waiting for more
-			}
 			c, err := p.reader.Next()
 			if err != nil {
 				if err := p.readFailed(ctx, err); err != nil {
-					return n, err
+					return 0, err
 				}
 				continue
 			}
-			if err := p.begin(ctx, c); err != nil {
-				return n, err
+			if err := p.begin(c); err != nil {
+				if err := p.readFailed(ctx, err); err != nil {
+					return 0, err
+				}
+				continue
 			}
-			continue
 		}
-		k, err := p.fill(ctx, msgs[n:])
-		n += k
+		n, err := p.fill(ctx, msgs)
+		if n > 0 {
+			// Hand over what was read; a read error is met again by the next call.
+			return n, nil
+		}
 		if err != nil {
-			if n > 0 && ctx.Err() == nil && isTemporary(err) {
-				return n, nil // the next call retries
-			}
 			if err := p.readFailed(ctx, err); err != nil {
-				return n, err
+				return 0, err
 			}
 		}
 	}
-	return n, nil
 }
 
-// readFailed decides what a read error means: nil to try again (after a backoff, or after
+// readFailed decides what a read error means: nil to read again (after a backoff, or after
 // resuming from the earliest offset), or the error that ends Produce.
 func (p *Producer[T]) readFailed(ctx context.Context, err error) error {
 	if err == io.EOF { // the end of input itself, not a network error wrapping it
@@ -516,14 +344,24 @@ func (p *Producer[T]) readFailed(ctx context.Context, err error) error {
 	errors.As(err, &e)
 	switch {
 	case errors.Is(err, dsclient.ErrGone) && p.opts.OnGone == GoneResumeEarliest:
-		return p.resumeEarliest(ctx, e)
+		return p.resumeEarliest(e)
 	case errors.Is(err, dsclient.ErrNotFound) && p.opts.OnNotFound == NotFoundWait:
 	case e != nil && e.Temporary():
 	default:
 		return err
 	}
+	if p.cur != nil {
+		// The response's body failed beyond the reader's own resumes: the reader's next
+		// chunk continues it.
+		p.cur = nil
+	}
 	d := p.backoff.Next()
-	p.log.Warn("durablestreams: read failed; retrying", "url", p.opts.Stream.URL(), "offset", p.reader.Offset(), "in", d, "err", err)
+	p.log.Warn("durablestreams: read failed; retrying", "url", p.url, "offset", p.reader.Offset(), "in", d, "err", err)
+	return p.sleep(ctx, d)
+}
+
+// sleep waits d, or until the run or the read is stopped.
+func (p *Producer[T]) sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -536,87 +374,67 @@ func (p *Producer[T]) readFailed(ctx context.Context, err error) error {
 	}
 }
 
-func isTemporary(err error) bool {
-	var e *dsclient.Error
-	return errors.As(err, &e) && e.Temporary()
-}
-
 // resumeEarliest restarts the read at the earliest retained offset after a 410.
-func (p *Producer[T]) resumeEarliest(ctx context.Context, e *dsclient.Error) error {
+func (p *Producer[T]) resumeEarliest(e *dsclient.Error) error {
 	from := p.reader.Offset()
 	to := dsclient.Beginning
 	if e != nil && e.EarliestOffset != "" {
 		to = e.EarliestOffset
 	}
 	p.log.Warn("durablestreams: offset no longer retained; resuming from the earliest offset, skipping what lies between",
-		"url", p.opts.Stream.URL(), "from", from, "resume_at", to)
-	p.obs.Gone(GoneEvent{URL: p.opts.Stream.URL(), From: from, ResumeAt: to})
-	if p.cur != nil || p.cont {
-		// The chunk being read is gone too: what was emitted of it stays tracked; seal it
-		// where the read resumes.
-		p.cur, p.cont = nil, false
-		p.endChunk(to)
+		"url", p.url, "from", from, "resume_at", to)
+	p.obs.Gone(GoneEvent{URL: p.url, From: from, ResumeAt: to})
+	if p.cur != nil {
+		// The response being read is gone too: what was emitted of it stays tracked.
+		p.cur = nil
+		p.first = p.rec.first + p.idx
 	}
-	if to != dsclient.Beginning {
-		if _, err := p.tracker.Track(ctx, 0, to); err != nil {
-			return err
-		}
+	p.pieces = nil
+	p.skip = 0
+	if t := p.tracker.Load(); to != dsclient.Beginning {
+		// The committed position jumps over the gap once what came before is done.
+		t.Track(context.Background(), 0, mark{pos: ack.Position{Offset: string(to), Seq: p.first}, c: p.last, end: true}) //nolint:errcheck // uncapped: never fails
 	}
 	p.reader.Close()
 	p.reader = p.opts.Stream.Reader(p.readCtx, dsclient.ReadOptions{Offset: to, Live: p.opts.Live, MaxBytes: p.opts.MaxBytes})
 	return nil
 }
 
-// begin takes c as the chunk to emit: a new tracked chunk, or the continuation of the one
+// begin takes c as the response to emit: a new record, or the continuation of the response
 // whose body failed.
-func (p *Producer[T]) begin(ctx context.Context, c *dsclient.Chunk) error {
+func (p *Producer[T]) begin(c *dsclient.Chunk) error {
 	p.backoff.Reset()
 	info := c.Info()
-	p.cur = c
-	p.meta = &ChunkMeta{URL: p.opts.Stream.URL(), Start: info.StartOffset, Next: info.NextOffset,
-		Cursor: info.Cursor, UpToDate: info.UpToDate, Closed: info.Closed}
-	if p.cont {
-		p.cont = false
+	if p.rec != nil && !p.recDone && p.rec.info.Load().StartOffset == info.StartOffset {
+		// The reader continues the response whose body it could not finish.
+		p.cur = c
 		return nil
 	}
-	p.statsMu.Lock() // Stats reads start
-	p.start = string(info.StartOffset)
-	p.statsMu.Unlock()
-	p.chunkMsgs, p.chunkFail = 0, 0
-	p.chunks.Add(1)
-	if p.opts.Commit == CommitOnReceive {
-		// At most once: the chunk counts as done before any of its messages is emitted,
-		// and its offset is saved before they are.
-		p.tc = nil
-		if _, err := p.tracker.Track(ctx, 0, info.NextOffset); err != nil {
-			return err
-		}
-		if p.opts.Checkpoints != nil {
-			if err := p.saver.Flush(ctx); err != nil {
-				return fmt.Errorf("durablestreams: save checkpoint before delivery: %w", err)
-			}
-		}
+	rec := &Chunk{stream: p.path, url: p.url, first: p.first, fetched: time.Now()}
+	rec.info.Store(&info)
+	if p.last != nil {
+		p.last.succ.Store(rec)
 	} else {
-		p.tc = p.tracker.Open()
-		p.statsMu.Lock()
-		p.fifo = append(p.fifo, pendingChunk{opened: time.Now(), tc: p.tc})
-		p.statsMu.Unlock()
+		p.head.Store(rec)
 	}
-	p.ctype = info.ContentType
+	p.last, p.rec, p.cur = rec, rec, c
+	p.idx, p.failed, p.recDone = 0, 0, false
+	p.chunks.Add(1)
+	pos := ack.Position{Offset: string(info.StartOffset)}
+	p.reading.Store(&pos)
 	if !c.IsJSON() {
 		return p.split(c)
 	}
 	return nil
 }
 
-// split reads a byte or text chunk whole and cuts it into the pieces to emit.
+// split reads a byte or text response whole (within MaxBytes) and cuts it into the pieces to
+// emit.
 func (p *Producer[T]) split(c *dsclient.Chunk) error {
 	data, err := c.ReadAll()
 	if err != nil {
 		return err
 	}
-	p.cur = nil
-	p.piece = 0
 	p.pieces = p.pieces[:0]
 	if p.opts.Split == nil {
 		if len(data) > 0 {
@@ -646,169 +464,144 @@ func (p *Producer[T]) split(c *dsclient.Chunk) error {
 			data = data[adv:]
 		}
 	}
-	p.pendingNext = c.NextOffset()
+	if p.skip > 0 {
+		k := min(int(p.skip), len(p.pieces))
+		clear(p.pieces[:k])
+		p.pieces = p.pieces[k:]
+		p.idx += int64(k)
+		p.skip = 0
+	}
 	if len(p.pieces) == 0 {
-		p.endChunk(p.pendingNext)
+		p.pieces = nil
+		p.endChunk(c.Info())
 	}
 	return nil
 }
 
-// fill emits up to len(dst) messages of the current chunk. At the end of the chunk it seals
-// it. An error other than a decode failure is returned with the messages filled before it.
+// fill emits up to len(dst) messages of the current response and tracks them. At the end of
+// the response it tracks the position after it. A read error is returned with the messages
+// filled before it.
 func (p *Producer[T]) fill(ctx context.Context, dst []pipeline.Message[T]) (int, error) {
-	if len(p.pieces) > 0 {
-		return p.fillPieces(ctx, dst)
-	}
-	want := min(len(dst), p.opts.MaxPending)
-	if p.tc != nil {
-		// Count the messages as pending before reading them, so that the cap holds for
-		// what is read; the ones the chunk turns out not to have are marked done at once.
-		if err := p.tc.Add(ctx, want); err != nil {
-			return 0, err
-		}
-	}
-	c := p.cur
+	rec := p.rec
+	start := rec.info.Load().StartOffset
 	i := 0
 	var rerr error
-	for i < want {
-		m := &dst[i]
-		idx := c.Index()
-		var err error
-		if p.opts.Decode != nil || p.rawDst {
-			var raw []byte
-			raw, err = c.NextItem()
-			if err == nil {
-				if p.opts.Decode != nil {
-					err = p.opts.Decode(raw, &m.Data)
-				} else {
-					*any(&m.Data).(*[]byte) = append([]byte(nil), raw...)
-				}
-				if err != nil {
-					err = &DecodeError{URL: p.meta.URL, ChunkStart: dsclient.Offset(p.start), Index: idx, Err: err, Raw: append([]byte(nil), raw...)}
-				}
-			}
-		} else {
-			err = c.DecodeItem(&m.Data)
-			if err != nil && errors.Is(err, dsclient.ErrParse) {
-				err = &DecodeError{URL: p.meta.URL, ChunkStart: dsclient.Offset(p.start), Index: idx, Err: err}
-			}
+	if len(p.pieces) > 0 {
+		k := min(len(dst), len(p.pieces))
+		for ; i < k; i++ {
+			p.emit(&dst[i], p.pieces[i], p.dec.bytes, start)
 		}
-		if err != nil {
-			var de *DecodeError
-			if !errors.As(err, &de) {
+		clear(p.pieces[:k])
+		p.pieces = p.pieces[k:]
+		if len(p.pieces) == 0 {
+			p.pieces = nil
+			rerr = io.EOF
+		}
+	} else {
+		c := p.cur
+		for i < len(dst) {
+			raw, err := c.NextItem()
+			if err != nil {
 				rerr = err
 				break
 			}
-			m.Fail(err)
-			p.chunkFail++
-			p.decodeKO.Add(1)
+			if p.skip > 0 { // done before a restart inside this response
+				p.skip--
+				p.idx++
+				continue
+			}
+			p.emit(&dst[i], raw, p.dec.json, start)
+			i++
 		}
-		p.stamp(m, idx, c.NextOffset())
-		i++
 	}
-	if p.tc != nil && i < want {
-		p.tc.Done(want - i)
-	}
-	p.chunkMsgs += i
-	p.messages.Add(uint64(i))
-	if rerr == nil {
-		return i, nil
-	}
-	if rerr == io.EOF {
-		p.cur = nil
-		p.endChunk(c.NextOffset())
-		return i, nil
-	}
-	// The body failed: the reader's next chunk continues this one.
-	p.cur = nil
-	p.cont = true
-	return i, rerr
-}
-
-// fillPieces emits the pieces of a byte or text chunk.
-func (p *Producer[T]) fillPieces(ctx context.Context, dst []pipeline.Message[T]) (int, error) {
-	k := min(len(dst), len(p.pieces), p.opts.MaxPending)
-	if p.tc != nil {
-		if err := p.tc.Add(ctx, k); err != nil {
+	if i > 0 {
+		if err := p.track(ctx, dst[:i], inside(rec, start, p.idx)); err != nil {
 			return 0, err
 		}
 	}
-	for i := range k {
-		m := &dst[i]
-		data := p.pieces[i]
-		var err error
-		switch {
-		case p.opts.Decode != nil:
-			err = p.opts.Decode(data, &m.Data)
-		case p.rawDst:
-			*any(&m.Data).(*[]byte) = data
-		default:
-			if sp, ok := any(&m.Data).(*string); ok {
-				*sp = string(data)
-			} else {
-				var zero T
-				err = fmt.Errorf("stream content type is %q, not JSON: ProducerOptions.Decode is needed to make a %T of its bytes", p.ctype, zero)
-			}
+	if rerr == io.EOF {
+		info := rec.Info()
+		if p.cur != nil {
+			info = p.cur.Info()
 		}
-		if err != nil {
-			m.Fail(&DecodeError{URL: p.meta.URL, ChunkStart: dsclient.Offset(p.start), Index: p.piece, Err: err, Raw: data})
-			p.chunkFail++
-			p.decodeKO.Add(1)
-		}
-		p.stamp(m, p.piece, p.pendingNext)
-		p.piece++
+		p.endChunk(info)
+		rerr = nil
 	}
-	clear(p.pieces[:k])
-	p.pieces = p.pieces[k:]
-	p.chunkMsgs += k
-	p.messages.Add(uint64(k))
-	if len(p.pieces) == 0 {
-		p.pieces = nil
-		p.endChunk(p.pendingNext)
-	}
-	return k, nil
+	return i, rerr
 }
 
-// stamp sets a message's metadata and acknowledger.
-func (p *Producer[T]) stamp(m *pipeline.Message[T], idx int, next dsclient.Offset) {
-	m.Metadata = pipeline.Metadata{Stream: p.path, Position: int64(idx), Source: p.meta}
-	if p.tc != nil {
-		m.SetAcknowledger(p.tracker, ack.Ref{Ptr: p.tc})
+// emit fills m with the message at index p.idx of the current response.
+func (p *Producer[T]) emit(m *pipeline.Message[T], raw []byte, decode func([]byte, *T) error, start dsclient.Offset) {
+	pos := p.rec.first + p.idx
+	if err := decode(raw, &m.Data); err != nil {
+		m.Fail(&DecodeError{URL: p.url, Offset: start, Position: pos, Err: err, Raw: append([]byte(nil), raw...)})
+		p.failed++
+		p.decodeKO.Add(1)
 	}
+	m.Metadata = pipeline.Metadata{Stream: p.path, Position: pos, Source: p.rec}
+	p.idx++
 }
 
-// endChunk seals the current chunk at next and reports it.
-func (p *Producer[T]) endChunk(next dsclient.Offset) {
-	m := p.meta
-	if p.tc != nil {
-		p.tc.Seal(next)
-		p.statsMu.Lock()
-		for i := len(p.fifo) - 1; i >= 0; i-- {
-			if p.fifo[i].tc == p.tc {
-				p.fifo[i].next = next
-				break
+// track registers msgs, just filled, with the tracker as one run ending at mk, and sets
+// their acknowledger; with CommitOnReceive it commits mk and saves it first.
+func (p *Producer[T]) track(ctx context.Context, msgs []pipeline.Message[T], mk mark) error {
+	t := p.tracker.Load()
+	p.messages.Add(uint64(len(msgs)))
+	p.reading.Store(&mk.pos)
+	if p.opts.Commit == CommitOnReceive {
+		// At most once: the messages count as done before they are handed out, and their
+		// position is saved first.
+		t.Track(ctx, 0, mk) //nolint:errcheck // uncapped: never fails
+		if p.opts.Checkpoints != nil {
+			if err := p.saver.Flush(ctx); err != nil {
+				return fmt.Errorf("durablestreams: save checkpoint before delivery: %w", err)
 			}
 		}
-		if len(p.fifo) > 64 {
-			p.pruneLocked(p.tracker.Committed())
+		p.obs.ProducerMessages(ProducerMessagesEvent{URL: p.url, Messages: len(msgs), DecodeFailures: countFailed(msgs)})
+		return nil
+	}
+	entry, err := t.Track(ctx, len(msgs), mk)
+	if err != nil {
+		return err
+	}
+	for i := range msgs {
+		msgs[i].SetAcknowledger(t, ack.Ref{Ptr: entry})
+	}
+	p.obs.ProducerMessages(ProducerMessagesEvent{URL: p.url, Messages: len(msgs), DecodeFailures: countFailed(msgs)})
+	return nil
+}
+
+func countFailed[T any](msgs []pipeline.Message[T]) int {
+	n := 0
+	for i := range msgs {
+		if msgs[i].Failed() {
+			n++
 		}
-		p.statsMu.Unlock()
-		p.tc = nil
-	} else if p.opts.Commit == CommitOnReceive && m != nil && next != m.Next {
-		// The body was resumed and reached further than the first response said.
-		_, _ = p.tracker.Track(context.Background(), 0, next)
 	}
-	p.atTail.Store(m != nil && m.UpToDate)
-	if m != nil {
-		p.obs.ProducerChunk(ProducerChunkEvent{URL: m.URL, Start: m.Start, Next: next, Messages: p.chunkMsgs,
-			DecodeFailures: p.chunkFail, UpToDate: m.UpToDate, Closed: m.Closed})
-	}
+	return n
+}
+
+// endChunk tracks the position after the current response, whose final metadata is info,
+// and reports it.
+func (p *Producer[T]) endChunk(info dsclient.ChunkInfo) {
+	rec := p.rec
+	rec.info.Store(&info)
+	p.recDone = true
+	p.cur = nil
+	mk := after(rec, info.NextOffset, p.idx)
+	p.first = mk.pos.Seq
+	p.tracker.Load().Track(context.Background(), 0, mk) //nolint:errcheck // uncapped: never fails
+	p.reading.Store(&mk.pos)
+	p.atTail.Store(info.UpToDate)
+	p.obs.ProducerChunk(ProducerChunkEvent{URL: p.url, Start: info.StartOffset, Next: info.NextOffset,
+		Messages: int(p.idx), DecodeFailures: p.failed, UpToDate: info.UpToDate, Closed: info.Closed})
 }
 
 // Close ends the run: it stops reading, stops the periodic checkpoint saves and saves the
-// committed offset one last time (when it moved since the last save). The pipeline calls it
-// after the last acknowledgement; ctx bounds the final save. Close returns the save's error.
-// It is safe to call more than once; later calls return nil.
+// committed position one last time (when it moved since the last save). The pipeline calls
+// it after the last acknowledgement; ctx bounds the final save. Close returns the save's
+// error. It is safe to call more than once, and before or after a failed start; later calls
+// return nil.
 func (p *Producer[T]) Close(ctx context.Context) error {
 	p.readCancel()
 	p.mu.Lock()
@@ -817,41 +610,16 @@ func (p *Producer[T]) Close(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
-	if !p.started {
+	if p.reader != nil {
+		p.reader.Close()
+	}
+	if p.saver == nil {
 		return nil
 	}
-	p.reader.Close()
 	p.saverStop()
 	<-p.saverDone
 	if err := p.saver.Flush(ctx); err != nil {
 		return fmt.Errorf("durablestreams: save final checkpoint %q: %w", p.key, err)
 	}
 	return nil
-}
-
-// discardStore is the checkpoint store of a producer without one: the saver then only
-// reports advances.
-type discardStore struct{}
-
-func (discardStore) Load(context.Context, string) (string, bool, error) { return "", false, nil }
-func (discardStore) Save(ctx context.Context, _, _ string) error        { return ctx.Err() }
-
-// observedStore reports saves to the producer's observer.
-type observedStore struct {
-	ack.CheckpointStore
-	url  string
-	obs  ProducerObserver
-	real bool
-}
-
-func (s *observedStore) Save(ctx context.Context, key, offset string) error {
-	t0 := time.Now()
-	err := s.CheckpointStore.Save(ctx, key, offset)
-	if s.real {
-		s.obs.CheckpointSaved(CheckpointEvent{URL: s.url, Key: key, Offset: dsclient.Offset(offset), Duration: time.Since(t0), Err: err})
-	}
-	if err == nil {
-		s.obs.Committed(CommitEvent{URL: s.url, Key: key, Offset: dsclient.Offset(offset)})
-	}
-	return err
 }

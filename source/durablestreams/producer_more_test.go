@@ -57,7 +57,7 @@ func TestProducerRestartFromCheckpoint(t *testing.T) {
 				t.Fatal(err)
 			}
 			newProducer := func() *ds.Producer[event] {
-				p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, Name: "restart", Checkpoints: store, Commit: mode, MaxPending: 300})
+				p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, Name: "restart", Checkpoints: store, Commit: mode})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -66,8 +66,8 @@ func TestProducerRestartFromCheckpoint(t *testing.T) {
 			p1 := newProducer()
 			first := runStopAfter(t, p1, 1500)
 			saved, found, _ := store.Load(context.Background(), p1.Key())
-			if !found || dsclient.Offset(saved) != p1.Committed() {
-				t.Fatalf("after the first run: saved %q (found %v), committed %q", saved, found, p1.Committed())
+			if !found || saved != p1.Committed().String() {
+				t.Fatalf("after the first run: saved %q (found %v), committed %v", saved, found, p1.Committed())
 			}
 			if first.total >= n {
 				t.Fatalf("the first run was not stopped mid-stream: it saw %d events", first.total)
@@ -162,8 +162,8 @@ func checkLiveTail(t *testing.T, s *dsclient.Stream, mode dsclient.LiveMode, hav
 	}
 	got.exactlyOnce(t, n)
 	head, _ := s.Head(context.Background())
-	if p.Committed() != head.NextOffset {
-		t.Fatalf("committed %q, want the final offset %q", p.Committed(), head.NextOffset)
+	if c := p.Committed(); c.Offset != string(head.NextOffset) || c.Skip != 0 {
+		t.Fatalf("committed %v, want the final offset %q", c, head.NextOffset)
 	}
 }
 
@@ -232,7 +232,7 @@ func TestProducerSurvivesServerFaults(t *testing.T) {
 				if err := srv.InjectFault(u.Path, f); err != nil {
 					t.Fatal(err)
 				}
-				p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, Live: mode, MaxPending: 400})
+				p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, Live: mode})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -322,8 +322,8 @@ func TestProducerDecodeFailuresToDeadLetter(t *testing.T) {
 		}
 	}
 	head, _ := s.Head(ctx)
-	if p.Committed() != head.NextOffset {
-		t.Fatalf("committed %q, want %q: decode failures must not block the offset", p.Committed(), head.NextOffset)
+	if c := p.Committed(); c.Offset != string(head.NextOffset) || c.Skip != 0 {
+		t.Fatalf("committed %v, want %q: decode failures must not block the offset", c, head.NextOffset)
 	}
 	if st := p.Stats(); st.DecodeFailures != 2 {
 		t.Fatalf("stats count %d decode failures, want 2", st.DecodeFailures)
@@ -532,8 +532,8 @@ type goneObserver struct {
 
 func (o *goneObserver) Gone(ds.GoneEvent) { o.n.Add(1) }
 
-// Under the Halt policy the committed offset stops before the chunk of the first failed
-// message, and Run returns a *pipeline.HaltError.
+// Under the Halt policy the committed position stops before the first failed message, and
+// Run returns a *pipeline.HaltError.
 func TestProducerHaltKeepsOffsetBeforeFailure(t *testing.T) {
 	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 512})
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
@@ -541,12 +541,10 @@ func TestProducerHaltKeepsOffsetBeforeFailure(t *testing.T) {
 	fillOpen(t, s, n, 10)
 	store := new(ack.MemoryStore)
 	p, _ := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, Name: "halt", Checkpoints: store})
-	var badChunk string
 	pl, err := pipeline.New(pipeline.Options[event]{
 		Producer: p,
 		Processors: []pipeline.ProcessorOptions[event]{{Concurrency: 4, Handler: pipeline.HandlerFunc[event](func(ctx context.Context, m *pipeline.Message[event]) error {
 			if m.Data.N == bad {
-				badChunk = string(ds.ChunkMetaOf(m.Metadata).Start)
 				return errors.New("poison")
 			}
 			return nil
@@ -561,12 +559,13 @@ func TestProducerHaltKeepsOffsetBeforeFailure(t *testing.T) {
 	if !errors.As(err, &he) {
 		t.Fatalf("got %v, want *pipeline.HaltError", err)
 	}
-	c := p.Committed()
-	if c > dsclient.Offset(badChunk) {
-		t.Fatalf("committed %q passed the failed message's chunk %q", c, badChunk)
+	// The committed position is at or before the failed message: its number is at most the
+	// failed message's position (events are numbered by position).
+	if c := p.Committed(); c.Seq > bad {
+		t.Fatalf("committed %v passed the failed message at position %d", c, bad)
 	}
 	saved, _, _ := store.Load(context.Background(), p.Key())
-	if dsclient.Offset(saved) > dsclient.Offset(badChunk) {
-		t.Fatalf("saved %q past the failed chunk %q", saved, badChunk)
+	if pos, err := ack.ParsePosition(saved); err != nil || pos.Seq > bad {
+		t.Fatalf("saved %q past the failed message at position %d (%v)", saved, bad, err)
 	}
 }

@@ -1,6 +1,7 @@
 package durablestreams
 
 import (
+	"github.com/sluice-go/sluice/ack"
 	"time"
 
 	"github.com/sluice-go/sluice/dsclient"
@@ -14,9 +15,11 @@ import (
 // Produce, the checkpoint saver's, or Close's), so they must be safe for concurrent use and
 // fast (no I/O).
 type ProducerObserver interface {
-	// ProducerChunk is called when every message of a fetched chunk has been handed to the
-	// pipeline (or, for an empty chunk, when it was read).
+	// ProducerChunk is called when every message of a response (or SSE batch) has been
+	// handed to the pipeline (or, for an empty one, when it was read).
 	ProducerChunk(ProducerChunkEvent)
+	// ProducerMessages is called once per Produce call that handed messages to the pipeline.
+	ProducerMessages(ProducerMessagesEvent)
 	// Committed is called when a changed committed offset has been saved (or, without a
 	// checkpoint store, observed); advances are coalesced by the checkpoint interval.
 	Committed(CommitEvent)
@@ -39,20 +42,29 @@ type ProducerChunkEvent struct {
 	UpToDate, Closed bool
 }
 
-// CommitEvent reports the committed offset after it advanced.
+// ProducerMessagesEvent describes the messages one Produce call handed to the pipeline.
+type ProducerMessagesEvent struct {
+	// URL is the stream's URL.
+	URL string
+	// Messages is how many messages were handed out (failed decodes included), and
+	// DecodeFailures how many of them failed to decode.
+	Messages, DecodeFailures int
+}
+
+// CommitEvent reports the committed position after it advanced.
 type CommitEvent struct {
 	// URL is the stream's URL and Key the checkpoint key.
 	URL, Key string
-	// Offset is the committed offset.
-	Offset dsclient.Offset
+	// Position is the committed position.
+	Position ack.Position
 }
 
 // CheckpointEvent reports a save to the checkpoint store.
 type CheckpointEvent struct {
 	// URL is the stream's URL and Key the checkpoint key.
 	URL, Key string
-	// Offset is the offset saved (or not, when Err is set).
-	Offset dsclient.Offset
+	// Position is the position saved (or not, when Err is set).
+	Position ack.Position
 	// Duration is how long the save took.
 	Duration time.Duration
 	// Err is the store's error, or nil.
@@ -73,6 +85,9 @@ type NopProducerObserver struct{}
 
 // ProducerChunk does nothing.
 func (NopProducerObserver) ProducerChunk(ProducerChunkEvent) {}
+
+// ProducerMessages does nothing.
+func (NopProducerObserver) ProducerMessages(ProducerMessagesEvent) {}
 
 // Committed does nothing.
 func (NopProducerObserver) Committed(CommitEvent) {}

@@ -115,9 +115,10 @@ func TestProducerCatchUp(t *testing.T) {
 	pl := eventPipeline(t, p, func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
 		for i := range ms {
 			md := ms[i].Metadata
-			cm := ds.ChunkMetaOf(md)
-			if cm == nil || cm.URL != s.URL() || cm.Start == "" || cm.Next == "" || md.Stream == "" {
-				return fmt.Errorf("message %d: bad metadata %+v %+v", ms[i].Data.N, md, cm)
+			c := ds.ChunkOf(md)
+			if c == nil || c.URL() != s.URL() || c.Info().StartOffset == "" || c.Info().NextOffset == "" ||
+				md.Stream != c.Stream() || md.Position != int64(ms[i].Data.N) || md.Position < c.First() {
+				return fmt.Errorf("message %d: bad metadata %+v %+v", ms[i].Data.N, md, c)
 			}
 		}
 		got.add(ms)
@@ -131,12 +132,13 @@ func TestProducerCatchUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := p.Committed(); c != head.NextOffset {
-		t.Fatalf("committed %q, want the tail %q", c, head.NextOffset)
+	want := ack.Position{Offset: string(head.NextOffset), Seq: n}
+	if c := p.Committed(); c != want {
+		t.Fatalf("committed %v, want %v", c, want)
 	}
 	saved, ok, _ := store.Load(context.Background(), p.Key())
-	if !ok || dsclient.Offset(saved) != head.NextOffset {
-		t.Fatalf("saved %q (found %v), want %q", saved, ok, head.NextOffset)
+	if !ok || saved != want.String() {
+		t.Fatalf("saved %q (found %v), want %q", saved, ok, want.String())
 	}
 	if st := p.Stats(); st.Pending != 0 || !st.AtTail || st.Messages != n || st.OldestPending != 0 {
 		t.Fatalf("stats after the run: %+v", st)
@@ -152,7 +154,7 @@ func TestProducerCommitsOnlyFinishedPrefix(t *testing.T) {
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	const n = 4000
 	fillOpen(t, s, n, 13)
-	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, MaxPending: 500})
+	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +162,7 @@ func TestProducerCommitsOnlyFinishedPrefix(t *testing.T) {
 	var mu sync.Mutex
 	var violations []string
 	advanced := 0
-	last := dsclient.Offset("")
+	var last ack.Position
 	pl := eventPipeline(t, p, func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
 		if rand.IntN(4) == 0 {
 			time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond) // work of random length, to reorder acks
@@ -168,16 +170,21 @@ func TestProducerCommitsOnlyFinishedPrefix(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		c := p.Committed() // read under the lock, so that successive reads are in order
-		if c < last {
-			violations = append(violations, fmt.Sprintf("committed moved back from %q to %q", last, c))
+		if last.Offset != "" && (c.Compare(last) < 0 || c.Seq < last.Seq) {
+			violations = append(violations, fmt.Sprintf("committed moved back from %v to %v", last, c))
 		}
 		if c != last {
 			advanced++
 		}
 		last = c
 		for i := range ms {
-			if start := ds.ChunkMetaOf(ms[i].Metadata).Start; start < c {
-				violations = append(violations, fmt.Sprintf("committed %q passed unfinished event %d of chunk %q", c, ms[i].Data.N, start))
+			// The committed position is before every unfinished message: its number is at
+			// most the message's position.
+			if c.Seq > ms[i].Metadata.Position {
+				violations = append(violations, fmt.Sprintf("committed %v passed unfinished event %d at position %d", c, ms[i].Data.N, ms[i].Metadata.Position))
+			}
+			if ms[i].Metadata.Position != int64(ms[i].Data.N) {
+				violations = append(violations, fmt.Sprintf("event %d has position %d", ms[i].Data.N, ms[i].Metadata.Position))
 			}
 		}
 		got.add(ms)
@@ -194,19 +201,19 @@ func TestProducerCommitsOnlyFinishedPrefix(t *testing.T) {
 	}
 	got.exactlyOnce(t, n)
 	head, _ := s.Head(context.Background())
-	if c := p.Committed(); c != head.NextOffset {
-		t.Fatalf("committed %q, want the tail %q", c, head.NextOffset)
+	if c := p.Committed(); c.Offset != string(head.NextOffset) || c.Skip != 0 || c.Seq != n {
+		t.Fatalf("committed %v, want the tail %q after %d messages", c, head.NextOffset, n)
 	}
 }
 
 // Bad options are all reported at once, by field.
 func TestProducerOptionsValidation(t *testing.T) {
-	_, err := ds.NewProducer(ds.ProducerOptions[event]{MaxPending: -1, Live: 9, Checkpoints: new(ack.MemoryStore), CheckpointInterval: -time.Second})
+	_, err := ds.NewProducer(ds.ProducerOptions[event]{MaxBytes: -1, Live: 9, Checkpoints: new(ack.MemoryStore), CheckpointInterval: -time.Second})
 	var oe *pipeline.OptionsError
 	if !errors.As(err, &oe) {
 		t.Fatalf("got %v, want *pipeline.OptionsError", err)
 	}
-	want := []string{"ProducerOptions.Stream", "ProducerOptions.Live", "ProducerOptions.MaxPending", "ProducerOptions.CheckpointInterval", "ProducerOptions.Name"}
+	want := []string{"ProducerOptions.Stream", "ProducerOptions.Live", "ProducerOptions.MaxBytes", "ProducerOptions.CheckpointInterval", "ProducerOptions.Name"}
 	if len(oe.Problems) != len(want) {
 		t.Fatalf("problems %v, want fields %v", oe.Problems, want)
 	}
@@ -223,7 +230,7 @@ func TestProducerStatsWhileRunning(t *testing.T) {
 	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 1 << 10})
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	fillOpen(t, s, 3000, 10)
-	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s, MaxPending: 200})
+	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +238,7 @@ func TestProducerStatsWhileRunning(t *testing.T) {
 	polled := make(chan int)
 	go func() {
 		n := 0
+		var last ds.ProducerStats
 		for {
 			select {
 			case <-stop:
@@ -238,10 +246,11 @@ func TestProducerStatsWhileRunning(t *testing.T) {
 				return
 			default:
 				st := p.Stats()
-				_ = p.Committed()
-				if st.Pending > 200 {
-					t.Errorf("pending %d over the cap", st.Pending)
+				c := p.Committed()
+				if n > 0 && (st.Messages < last.Messages || c.Seq < last.Committed.Seq) || st.Pending < 0 {
+					t.Errorf("stats went backwards: %+v after %+v", st, last)
 				}
+				last = st
 				n++
 			}
 		}
