@@ -142,6 +142,7 @@ func (h *Handler) serveAppend(w *response, r *http.Request, path string) {
 
 	now := time.Now()
 	var res appendResult
+	appended := false
 	s.mu.Lock()
 	switch {
 	case s.dead.Load():
@@ -166,6 +167,7 @@ func (h *Handler) serveAppend(w *response, r *http.Request, path string) {
 			break
 		}
 		tail := s.log.append(rec)
+		appended = true
 		res = appendResult{status: http.StatusNoContent, next: formatOffset(tail)}
 		if hasProd {
 			s.commitProducerLocked(prod, now)
@@ -183,6 +185,10 @@ func (h *Handler) serveAppend(w *response, r *http.Request, path string) {
 		s.touch(now)
 	}
 	s.mu.Unlock()
+	if appended {
+		// Subscriptions link and wake before the client hears of the append.
+		h.streamAppended(path)
+	}
 	res.write(w)
 }
 

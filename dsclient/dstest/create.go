@@ -129,6 +129,9 @@ func (h *Handler) serveCreate(w *response, r *http.Request, path string) {
 		httpError(w, status, msg)
 		return
 	}
+	if created && len(rec) > 0 {
+		h.streamAppended(path) // a stream created with data counts as appended to
+	}
 	s.mu.RLock()
 	tail, closed := s.log.tail, s.closed
 	s.mu.RUnlock()

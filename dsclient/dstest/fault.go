@@ -2,12 +2,13 @@ package dstest
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluice-go/sluice/internal/optcheck"
 )
 
 // A Fault makes requests on one path misbehave, for testing clients: fail with a status, wait,
@@ -58,31 +59,28 @@ type Fault struct {
 }
 
 func (f Fault) validate() error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("dstest: Fault.%s: %s", field, fmt.Sprintf(format, args...)))
-	}
+	c := optcheck.New("dstest", nil)
 	if f.Count < 0 {
-		bad("Count", "must be >= 0, got %d", f.Count)
+		c.Bad("Fault.Count", "must be >= 0, got %d", f.Count)
 	}
 	if f.Delay < 0 {
-		bad("Delay", "must be >= 0, got %v", f.Delay)
+		c.Bad("Fault.Delay", "must be >= 0, got %v", f.Delay)
 	}
 	if f.Status != 0 && (f.Status < 100 || f.Status > 999) {
-		bad("Status", "must be an HTTP status (100-999), got %d", f.Status)
+		c.Bad("Fault.Status", "must be an HTTP status (100-999), got %d", f.Status)
 	}
 	if f.RetryAfter < 0 {
-		bad("RetryAfter", "must be >= 0, got %v", f.RetryAfter)
+		c.Bad("Fault.RetryAfter", "must be >= 0, got %v", f.RetryAfter)
 	} else if f.RetryAfter > 0 && f.Status == 0 {
-		bad("RetryAfter", "needs Status")
+		c.Bad("Fault.RetryAfter", "needs Status")
 	}
 	if f.DropAfterBytes < 0 {
-		bad("DropAfterBytes", "must be >= 0, got %d", f.DropAfterBytes)
+		c.Bad("Fault.DropAfterBytes", "must be >= 0, got %d", f.DropAfterBytes)
 	} else if f.DropAfterBytes > 0 && !f.DropMidBody {
-		bad("DropAfterBytes", "needs DropMidBody")
+		c.Bad("Fault.DropAfterBytes", "needs DropMidBody")
 	}
 	if f.TruncateSSEAfter < 0 {
-		bad("TruncateSSEAfter", "must be >= 0, got %d", f.TruncateSSEAfter)
+		c.Bad("Fault.TruncateSSEAfter", "must be >= 0, got %d", f.TruncateSSEAfter)
 	}
 	kinds := 0
 	for _, set := range []bool{f.Status != 0, f.Drop, f.DropMidBody, f.TruncateSSEAfter > 0} {
@@ -91,12 +89,12 @@ func (f Fault) validate() error {
 		}
 	}
 	if kinds > 1 {
-		errs = append(errs, errors.New("dstest: Fault: at most one of Status, Drop, DropMidBody and TruncateSSEAfter may be set"))
+		c.Bad("Fault", "at most one of Status, Drop, DropMidBody and TruncateSSEAfter may be set")
 	}
 	if kinds == 0 && f.Delay == 0 {
-		errs = append(errs, errors.New("dstest: Fault: nothing to do: set Delay, Status, Drop, DropMidBody or TruncateSSEAfter"))
+		c.Bad("Fault", "nothing to do: set Delay, Status, Drop, DropMidBody or TruncateSSEAfter")
 	}
-	return errors.Join(errs...)
+	return c.Err()
 }
 
 // faultTable holds the installed faults, first in first out per path.

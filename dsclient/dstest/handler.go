@@ -16,8 +16,8 @@ import (
 // any server; [Server] runs one on a loopback port. Its methods are safe for concurrent use.
 //
 // Every stream lives under [Options.Prefix]; other paths get 404. Paths whose first segment
-// under the prefix is "__ds" are reserved by the protocol for subscriptions, which Handler
-// does not implement: they get 501.
+// under the prefix is "__ds" are the protocol's reserved control routes: subscriptions and
+// the webhook signing keys (see the package documentation).
 type Handler struct {
 	opts Options
 
@@ -26,6 +26,7 @@ type Handler struct {
 	creates int // PUTs that reached the store, for sweeping expired streams
 
 	faults faultTable
+	subs   subscriptions
 
 	done      chan struct{} // closed by Close: live reads end
 	closeOnce sync.Once
@@ -33,30 +34,38 @@ type Handler struct {
 	waitHook atomic.Pointer[func(path string)] // tests: called when a live read starts to wait
 }
 
-// NewHandler returns a Handler with no streams. It returns an error naming every invalid
-// option. It starts no goroutine.
+// NewHandler returns a Handler with no streams and no subscriptions. It returns an
+// [*OptionsError] naming every invalid option. It starts no goroutine (webhook deliveries and
+// lease timers start goroutines later, which [Handler.Close] ends).
 func NewHandler(opts Options) (*Handler, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{opts: o, streams: make(map[string]*stream), done: make(chan struct{})}, nil
+	h := &Handler{opts: o, streams: make(map[string]*stream), done: make(chan struct{})}
+	h.initSubscriptions()
+	return h, nil
 }
 
 // Options returns the handler's options, defaults filled in.
 func (h *Handler) Options() Options { return h.opts }
 
 // Close ends every long-poll read (with 204) and SSE response in progress and makes new live
-// reads return at once; everything else keeps working. It does not block and may be called
-// more than once.
+// reads return at once; it stops subscription lease and retry timers and cancels webhook
+// deliveries in flight, waiting for them to return. Every route keeps answering, but no wake
+// is issued any more. It may be called more than once.
 func (h *Handler) Close() {
-	h.closeOnce.Do(func() { close(h.done) })
+	h.closeOnce.Do(func() {
+		close(h.done)
+		h.closeSubscriptions()
+	})
 }
 
-// Reset deletes every stream and clears every injected fault, waking live readers of the
-// deleted streams.
+// Reset deletes every stream and every subscription and clears every injected fault, waking
+// live readers of the deleted streams.
 func (h *Handler) Reset() {
 	h.faults.clear()
+	h.resetSubscriptions()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, s := range h.streams {
@@ -106,8 +115,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(rw, http.StatusNotFound, "not a stream URL: streams live under "+h.opts.Prefix)
 		return
 	}
-	if name := path[len(h.opts.Prefix):]; name == "__ds" || strings.HasPrefix(name, "__ds/") {
-		httpError(rw, http.StatusNotImplemented, "the reserved __ds routes (subscriptions) are not implemented")
+	if name := path[len(h.opts.Prefix):]; reservedPath(name) {
+		rest, ok := strings.CutPrefix(r.URL.EscapedPath(), h.opts.Prefix)
+		if !ok {
+			rest = name
+		}
+		h.serveControl(rw, r, rest)
 		return
 	}
 	switch r.Method {

@@ -289,6 +289,7 @@ func (h *Handler) serveDelete(w *response, path string) {
 		httpError(w, status, missingMessage(status))
 		return
 	}
+	h.streamDeleted(path)
 	w.WriteHeader(status)
 }
 

@@ -77,7 +77,12 @@ func TestNotAStreamPath(t *testing.T) {
 	srv := newTestServer(t, Options{})
 	expect(t, 404, "GET", srv.URL+"/elsewhere", "")
 	expect(t, 404, "PUT", srv.URL+"/v1/stream/", "")
-	expect(t, 501, "GET", srv.StreamURL("__ds/subscriptions/x"), "")
+	// The reserved __ds routes are never streams: an unknown subscription or control route is
+	// a JSON 404, and no stream can be created there.
+	expect(t, 404, "GET", srv.StreamURL("__ds/subscriptions/x"), "")
+	expect(t, 404, "GET", srv.StreamURL("__ds/elsewhere"), "")
+	expect(t, 404, "GET", srv.StreamURL("__ds"), "")
+	expect(t, 400, "PUT", srv.StreamURL("__ds/subscriptions/x"), "data", "Content-Type", "text/plain")
 	resp, _ := expect(t, 405, "PATCH", srv.StreamURL("x"), "")
 	if !strings.Contains(resp.Header.Get("Allow"), "GET") {
 		t.Errorf("Allow: %q", resp.Header.Get("Allow"))
