@@ -33,6 +33,12 @@ type Options struct {
 	DataDir string
 	// Port to listen on. Default: 0, an unused port.
 	Port int
+	// Host is the address to listen on; the server's URL and the callback URLs of its
+	// webhooks name it. Default: 127.0.0.1.
+	Host string
+	// Webhooks enables webhook subscriptions (the server's webhooks option); pull-wake
+	// subscriptions are always on. Default: off.
+	Webhooks bool
 }
 
 // Server is a running reference server. Its methods are safe for concurrent use.
@@ -133,7 +139,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := Install(ctx); err != nil {
 		return nil, err
 	}
-	cfg := map[string]any{"host": "127.0.0.1", "port": opts.Port}
+	host := opts.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	cfg := map[string]any{"host": host, "port": opts.Port}
+	if opts.Webhooks {
+		cfg["webhooks"] = true
+	}
 	if opts.LongPollTimeout > 0 {
 		cfg["longPollTimeout"] = opts.LongPollTimeout.Milliseconds()
 	}

@@ -1,5 +1,5 @@
 // Starts the Durable Streams reference server on a loopback port for Sluice's tests.
-// Options come as one JSON object in argv[2]: {port, host, longPollTimeout, dataDir}.
+// Options come as one JSON object in argv[2]: {port, host, longPollTimeout, dataDir, webhooks}.
 // Prints one JSON line {"url": "..."} on stdout once listening; stops when stdin closes
 // or on SIGTERM/SIGINT.
 import { DurableStreamTestServer } from "@durable-streams/server"
@@ -10,6 +10,7 @@ const server = new DurableStreamTestServer({
   host: opts.host ?? "127.0.0.1",
   longPollTimeout: opts.longPollTimeout,
   dataDir: opts.dataDir,
+  webhooks: opts.webhooks ?? false,
 })
 const url = await server.start()
 process.stdout.write(JSON.stringify({ url }) + "\n")
