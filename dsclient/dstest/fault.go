@@ -60,6 +60,12 @@ type Fault struct {
 
 func (f Fault) validate() error {
 	c := optcheck.New("dstest", nil)
+	f.check(c)
+	return c.Err()
+}
+
+// check records every problem of f in c.
+func (f Fault) check(c *optcheck.Checker) {
 	if f.Count < 0 {
 		c.Bad("Fault.Count", "must be >= 0, got %d", f.Count)
 	}
@@ -94,7 +100,6 @@ func (f Fault) validate() error {
 	if kinds == 0 && f.Delay == 0 {
 		c.Bad("Fault", "nothing to do: set Delay, Status, Drop, DropMidBody or TruncateSSEAfter")
 	}
-	return c.Err()
 }
 
 // faultTable holds the installed faults, first in first out per path.
@@ -122,24 +127,63 @@ func (h *Handler) InjectFault(path string, f Fault) error {
 	if !strings.HasPrefix(path, "/") {
 		path = h.opts.Prefix + path
 	}
+	h.faults.add(path, f)
+	return nil
+}
+
+// add installs f under key.
+func (t *faultTable) add(key string, f Fault) {
 	left := f.Count
 	if left == 0 {
 		left = 1
 	}
-	t := &h.faults
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.byPath == nil {
 		t.byPath = make(map[string][]*pendingFault)
 	}
-	t.byPath[path] = append(t.byPath[path], &pendingFault{f: f, left: left})
+	t.byPath[key] = append(t.byPath[key], &pendingFault{f: f, left: left})
+}
+
+// InjectWebhookFault makes the next f.Count webhook deliveries of subscription id misbehave,
+// so that tests can watch deliveries fail and be retried. Delay waits before the delivery
+// is sent; then Status stands for the receiver's answer (the request is not sent: a 2xx
+// status is a success without {"done":true}, any other a failure); Drop fails the delivery
+// before it is sent, as a connection error; DropMidBody sends it and loses the receiver's
+// answer, so that the delivery counts as failed although the receiver got it and is sent
+// again. Method (when set) must be POST; RetryAfter, DropAfterBytes and TruncateSSEAfter
+// have no meaning here and are refused. The fault may be installed before the subscription
+// exists. It returns an [*OptionsError] naming every invalid field.
+func (h *Handler) InjectWebhookFault(id string, f Fault) error {
+	c := optcheck.New("dstest", nil)
+	f.check(c)
+	if f.Method != "" && !strings.EqualFold(f.Method, http.MethodPost) {
+		c.Bad("Fault.Method", "webhook deliveries are POSTs, got %q", f.Method)
+	}
+	if f.RetryAfter != 0 {
+		c.Bad("Fault.RetryAfter", "has no meaning for a webhook delivery")
+	}
+	if f.DropAfterBytes != 0 {
+		c.Bad("Fault.DropAfterBytes", "has no meaning for a webhook delivery")
+	}
+	if f.TruncateSSEAfter != 0 {
+		c.Bad("Fault.TruncateSSEAfter", "has no meaning for a webhook delivery")
+	}
+	if id == "" {
+		c.Bad("id", "empty subscription id")
+	}
+	if err := c.Err(); err != nil {
+		return err
+	}
+	h.faults.add(webhookFaultKey(id), f)
 	return nil
 }
 
-// ClearFaults removes every installed fault.
+// ClearFaults removes every installed fault, webhook faults included.
 func (h *Handler) ClearFaults() { h.faults.clear() }
 
-// PendingFaults returns how many requests the installed faults will still affect.
+// PendingFaults returns how many requests (and webhook deliveries) the installed faults will
+// still affect.
 func (h *Handler) PendingFaults() int {
 	t := &h.faults
 	t.mu.Lock()

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-go/sluice/internal/protocol"
 )
 
 // Server is a [Handler] listening on a loopback port, the way [net/http/httptest.Server] is
@@ -80,8 +83,17 @@ func (s *Server) StreamURL(name string) string {
 	return s.URL + s.h.opts.Prefix + strings.TrimLeft(name, "/")
 }
 
+// SubscriptionURL returns the URL of subscription id, under the reserved __ds route of the
+// server's prefix; its actions (claim, ack, release, callback, streams) are below it.
+func (s *Server) SubscriptionURL(id string) string {
+	return s.URL + s.h.opts.Prefix + protocol.SubscriptionsRoute + url.PathEscape(id)
+}
+
 // InjectFault installs a fault; see [Handler.InjectFault].
 func (s *Server) InjectFault(path string, f Fault) error { return s.h.InjectFault(path, f) }
+
+// InjectWebhookFault installs a fault on webhook deliveries; see [Handler.InjectWebhookFault].
+func (s *Server) InjectWebhookFault(id string, f Fault) error { return s.h.InjectWebhookFault(id, f) }
 
 // ClearFaults removes every installed fault.
 func (s *Server) ClearFaults() { s.h.ClearFaults() }
