@@ -49,7 +49,7 @@ func (r *run[T]) finish(w *finishScratch[T], msgs []Message[T]) {
 				r.haltOn(first, err)
 			}
 		}
-		if r.o.Failure.Policy == FailHalt {
+		if r.o.Failure.Policy == HaltOnFailure {
 			halt = true
 			r.haltOn(first, nil)
 		}

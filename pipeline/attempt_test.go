@@ -38,7 +38,7 @@ func TestAttemptCountsPerHandler(t *testing.T) {
 				return nil
 			})}},
 		DefaultBatcher: "b",
-		Failure:        pipeline.FailureOptions[int]{Policy: pipeline.FailRetry, RetryBackoff: time.Microsecond},
+		Failure:        pipeline.FailureOptions[int]{Policy: pipeline.RetryThenFail, RetryBackoff: time.Microsecond},
 	})
 	run := pipelinetest.Start(t, p)
 	res := wait(t, prod.Push(7))

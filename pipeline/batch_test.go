@@ -215,7 +215,7 @@ func TestPartialBatchFailure(t *testing.T) {
 		Processors: []pipeline.ProcessorOptions[int]{{Concurrency: 1, Handler: nopHandler}},
 		Batchers: map[string]pipeline.BatcherOptions[int]{"b": {BatchSize: 10, Handler: log.handler(func(m *pipeline.Message[int]) error {
 			if m.Data%3 == 0 {
-				return fmt.Errorf("bad %d", m.Data)
+				return pipeline.Permanent(fmt.Errorf("bad %d", m.Data))
 			}
 			return nil
 		})}},
@@ -240,7 +240,7 @@ func TestPartialBatchFailure(t *testing.T) {
 	for _, f := range res.Failed {
 		failed = append(failed, f.Err.Error())
 		if f.Halt {
-			t.Errorf("failure of %d reported with Halt under FailContinue", f.Data)
+			t.Errorf("failure of %d reported with Halt", f.Data)
 		}
 	}
 	if !slices.Equal(failed, []string{"bad 0", "bad 3", "bad 6", "bad 9"}) {
@@ -262,6 +262,7 @@ func TestBatchHandlerErrorFailsTheRestOfTheBatch(t *testing.T) {
 			return boom
 		})}},
 		DefaultBatcher: "b",
+		Failure:        pipeline.FailureOptions[int]{Policy: pipeline.FailWithoutRetry},
 	})
 	run := pipelinetest.Start(t, p)
 	res := wait(t, prod.Push(0, 1, 2, 3))

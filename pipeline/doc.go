@@ -58,10 +58,10 @@
 //
 // # Messages
 //
-// A [Message] carries the data, the producer's [Metadata] (the chunk's start and next
-// offsets, the message's index in its chunk, and a value shared by the chunk's messages,
-// none of which costs an allocation per message), its acknowledger and [ack.Ref], and its
-// routing. Handlers may replace Data, fail the message ([Message.Fail]), route it to a
+// A [Message] carries the data, the producer's [Metadata] (the stream it belongs to, its
+// position there, the same on every delivery for producers that say so, and a value shared by
+// the messages of one read, none of which costs an allocation per message), its acknowledger
+// and [ack.Ref], and its routing. Handlers may replace Data, fail the message ([Message.Fail]), route it to a
 // batcher ([Message.SetBatcher]) and give it a batch key ([Message.SetBatchKey]).
 //
 // # Processors
@@ -93,36 +93,55 @@
 // already); a panic becomes a [*PanicError] with the value and the stack. The pipeline itself
 // goes on.
 //
+// A failure is of one of two kinds. Bad data is what no retry can fix: an error the handler
+// marks with [Permanent] (or any error with a Permanent() bool method returning true in its
+// chain, so that other packages mark theirs without importing this one), a message its
+// producer failed before the pipeline saw it (one that could not be decoded), a panic, a
+// message routed to an unknown batcher. Any other failure is transient: a sink or service
+// that is unavailable, which a retry may get through. [IsPermanent] tells them apart.
+//
 // [Options.Failure] decides what a failure leads to:
 //
-//   - [FailContinue] (default): the failure handler, if any, sees the failed messages; then
-//     they are acknowledged as failed, and count as done.
-//   - [FailRetry]: a failed message goes through the handler that failed it again, from its
-//     state before that handler, up to MaxRetries more times with exponential backoff; if it
-//     still fails it is treated as under FailContinue.
-//   - [FailHalt]: the failure handler sees the message, it is acknowledged as failed with
+//   - [RetryTransient] (default): bad data goes to the failure handler, if any, and is
+//     acknowledged as failed; it counts as done. A transient failure is retried, through the
+//     handler that failed it, from the message's state before that handler, with exponential
+//     backoff, for as long as the pipeline runs. Meanwhile the message is not acknowledged
+//     (no offset is committed past it) and keeps its place under [Options.MaxInFlight]: a
+//     sink outage stops the reads once everything in flight waits on it, and loses nothing,
+//     whatever its length.
+//   - [FailWithoutRetry]: every failure goes to the failure handler and is acknowledged as
+//     failed, and counts as done.
+//   - [RetryThenFail]: a transient failure is retried at most MaxRetries times, then
+//     treated as under FailWithoutRetry, as is bad data at once.
+//   - [HaltOnFailure]: the failure handler sees the message, it is acknowledged as failed with
 //     [ack.Failure].Halt set, and the pipeline drains and returns a [*HaltError] naming it.
 //
 // The failure handler ([FailureHandler]) runs synchronously before the acknowledgement, so a
 // dead-letter handler that appends each failed message somewhere durable delays the
-// acknowledgement until the append succeeded. If the failure handler returns an error or
-// panics, the failed messages are not lost: they are acknowledged with Halt set, whatever the
-// policy, and the pipeline halts with a [*HaltError] carrying both errors.
+// acknowledgement until the append succeeded. Under RetryTransient it receives bad data only;
+// under the other policies IsPermanent(m.Err()) tells bad data from a failure that was not
+// (or no longer) retried, so that only bad data is dead-lettered. If the failure handler
+// returns an error or panics, the failed messages are not lost: they are acknowledged with
+// Halt set, whatever the policy, and the pipeline halts with a [*HaltError] carrying both
+// errors.
 //
 // Offset walk-through. A producer tracks its chunks with an [ack.Tracker] and makes it every
 // message's acknowledger. It fetches chunk A (messages a0 a1, offsets "0" to "2") and chunk B
 // (b0 b1 b2, "2" to "5"); the committed offset starts at "0".
 //
-//	event                                         committed
-//	b0, b2 succeed in a batch                     "0"   A is unfinished
-//	a1 fails; FailContinue, hook logs it          "0"   a0 is unfinished
-//	a0 succeeds                                   "2"   A is done (a1 failed, but dealt with)
-//	b1 succeeds                                   "5"   B is done
+//	event                                           committed
+//	b0, b2 succeed in a batch                       "0"   A is unfinished
+//	a1 fails with bad data; the hook logs it        "0"   a0 is unfinished
+//	a0's batch: the database is down, retried       "0"   a0 is unfinished
+//	a0's retry succeeds once the database is back   "2"   A is done (a1 failed, but dealt with)
+//	b1 succeeds                                     "5"   B is done
 //
-// Under FailHalt, a1's failure is acknowledged with Halt: the committed offset stays at "0"
-// for good, the pipeline drains and Run returns a *HaltError naming a1 (index 1 of chunk
-// "0".."2"); a restart reads chunk A again. Under FailRetry, a1 goes through its handler
-// again first, and the walk-through continues as above only if every retry fails.
+// Had the pipeline been stopped while the database was down, the drain would have gone on
+// retrying a0 until [Options.ShutdownTimeout], then returned with a0 unacknowledged: the
+// committed offset stays at "0", and a restart reads chunk A again. Under FailWithoutRetry,
+// a0's failure would have been acknowledged as failed at once, and the committed offset would
+// have passed it. Under HaltOnFailure, a1's failure is acknowledged with Halt: the committed
+// offset stays at "0" for good, the pipeline drains and Run returns a *HaltError naming a1.
 //
 // # Draining
 //
@@ -131,9 +150,10 @@
 // Produce calls are made; the processor pools finish their queues; the batchers flush their
 // partial batches ([TriggerFlush]); the batch processors handle them; every acknowledgement
 // is delivered; the producer's Close is called. All of it is bounded by
-// [Options.ShutdownTimeout]: when it passes, handlers' context is cancelled, no further
-// acknowledgement is delivered, and Run returns a [*ShutdownTimeoutError] with the number of
-// messages left unfinished (an at-least-once source delivers them again after a restart).
+// [Options.ShutdownTimeout]: when it passes, handlers' context is cancelled, retry waits end,
+// no further acknowledgement is delivered, and Run returns a [*ShutdownTimeoutError] with the
+// number of messages left unfinished (an at-least-once source delivers them again after a
+// restart), how many of them were failing transiently, and the last such error.
 // Handlers' context is not cancelled by Run's context: in-flight work is finished, not cut.
 //
 // # Observing

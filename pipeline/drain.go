@@ -29,6 +29,7 @@ func (r *run[T]) drain(ctx context.Context) error {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	timedOut := false
+	var retrying int64 // messages failing transiently when the timeout passed
 	step := func(done <-chan struct{}, s DrainStep) {
 		if !timedOut {
 			select {
@@ -37,6 +38,7 @@ func (r *run[T]) drain(ctx context.Context) error {
 				return
 			case <-timer.C:
 				timedOut = true
+				retrying = r.retrying.Load()
 				r.abandon()
 				r.report(DrainTimedOut, start)
 			}
@@ -53,7 +55,13 @@ func (r *run[T]) drain(ctx context.Context) error {
 
 	errs := []error{r.err()}
 	if timedOut {
-		errs = append(errs, &ShutdownTimeoutError{Timeout: timeout, Unfinished: int(r.inflight.Load())})
+		te := &ShutdownTimeoutError{Timeout: timeout, Unfinished: int(r.inflight.Load()), Retrying: int(retrying)}
+		if retrying > 0 {
+			r.errMu.Lock()
+			te.LastErr = r.lastTransient
+			r.errMu.Unlock()
+		}
+		errs = append(errs, te)
 	}
 	if c, ok := r.o.Producer.(Closer); ok {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)

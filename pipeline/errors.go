@@ -61,8 +61,12 @@ func (e *PanicError) Unwrap() error {
 	return err
 }
 
+// Permanent reports true: a panic is a bug in the handler, the same on every attempt, so the
+// pipeline treats the message as bad data rather than retry it (see [IsPermanent]).
+func (e *PanicError) Permanent() bool { return true }
+
 // HaltError is returned by [Pipeline.Run] when the pipeline halted because of a failed
-// message: under the [FailHalt] policy, or when the [FailureHandler] itself failed. It names
+// message: under the [HaltOnFailure] policy, or when the [FailureHandler] itself failed. It names
 // the first such message; that message, and every other one reported with
 // [ack.Failure.Halt], was acknowledged as failed with Halt set.
 type HaltError struct {
@@ -98,13 +102,32 @@ func (e *HaltError) Unwrap() []error {
 // ShutdownTimeoutError is returned by [Pipeline.Run] when draining took longer than
 // [Options.ShutdownTimeout]. At that moment the pipeline cancelled its handlers' context and
 // stopped delivering acknowledgements: Unfinished messages were fetched from the producer but
-// never acknowledged, so an at-least-once source delivers them again after a restart.
+// never acknowledged, so an at-least-once source delivers them again after a restart (an
+// offset-committing acknowledger never commits past them).
+//
+// Retrying counts those of them that had failed transiently and were waiting to be retried
+// (a sink or service still down: see [RetryTransient]), and LastErr is the last such failure;
+// Unwrap returns it, so errors.Is and errors.As on Run's error see the sink's error.
 type ShutdownTimeoutError struct {
 	Timeout    time.Duration
 	Unfinished int
+	Retrying   int
+	LastErr    error
 }
 
-// Error says how long the timeout was and how many messages were left unfinished.
+// Error says how long the timeout was, how many messages were left unfinished, and how many
+// of them were failing, with the last failure.
 func (e *ShutdownTimeoutError) Error() string {
-	return fmt.Sprintf("pipeline: shutdown timeout of %v passed with %d messages unfinished", e.Timeout, e.Unfinished)
+	s := fmt.Sprintf("pipeline: shutdown timeout of %v passed with %d messages unfinished", e.Timeout, e.Unfinished)
+	if e.Retrying > 0 {
+		s += fmt.Sprintf(" (%d of them failing and waiting to be retried", e.Retrying)
+		if e.LastErr != nil {
+			s += ", last error: " + e.LastErr.Error()
+		}
+		s += ")"
+	}
+	return s
 }
+
+// Unwrap returns LastErr.
+func (e *ShutdownTimeoutError) Unwrap() error { return e.LastErr }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sluice-go/sluice/ack"
 	"github.com/sluice-go/sluice/pipeline"
@@ -124,7 +126,7 @@ func Example_committedOffset() {
 				return nil
 			}),
 		}},
-		Failure: pipeline.FailureOptions[string]{Policy: pipeline.FailHalt},
+		Failure: pipeline.FailureOptions[string]{Policy: pipeline.HaltOnFailure},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -153,7 +155,7 @@ func Example_failureHandler() {
 			Concurrency: 1,
 			Handler: pipeline.HandlerFunc[int](func(_ context.Context, m *pipeline.Message[int]) error {
 				if m.Data == 0 {
-					return errors.New("division by zero")
+					return pipeline.Permanent(errors.New("division by zero")) // bad data: never retried
 				}
 				m.Data = 100 / m.Data
 				return nil
@@ -180,4 +182,54 @@ func Example_failureHandler() {
 	// Run: <nil>
 	// message 1: division by zero
 	// message 3: division by zero
+}
+
+// Under the default policy a sink that is down loses nothing: its failures are retried until
+// it is back, and only what it rejects for good, marked with Permanent, reaches the failure
+// handler (here a dead-letter list).
+func ExamplePermanent() {
+	var deadLetters, written []int
+	attempts := 0
+	p, err := pipeline.New(pipeline.Options[int]{
+		Producer: producer.Slice([]int{1, 2, -3, 4}, nil),
+		Processors: []pipeline.ProcessorOptions[int]{{
+			Handler: pipeline.HandlerFunc[int](func(context.Context, *pipeline.Message[int]) error { return nil }),
+		}},
+		Batchers: map[string]pipeline.BatcherOptions[int]{"db": {
+			BatchSize: 4,
+			Handler: pipeline.BatchHandlerFunc[int](func(_ context.Context, b []pipeline.Message[int], _ pipeline.BatchInfo) error {
+				if attempts++; attempts <= 2 {
+					return errors.New("connection refused") // transient: the batch is retried
+				}
+				for i := range b {
+					if b[i].Data < 0 {
+						b[i].Fail(pipeline.Permanent(fmt.Errorf("negative quantity %d", b[i].Data)))
+						continue
+					}
+					written = append(written, b[i].Data)
+				}
+				return nil
+			}),
+		}},
+		DefaultBatcher: "db",
+		Failure: pipeline.FailureOptions[int]{
+			RetryBackoff: time.Millisecond, // then 2 ms, 4 ms… up to MaxRetryBackoff
+			Handler: pipeline.FailureHandlerFunc[int](func(_ context.Context, msgs []pipeline.Message[int]) error {
+				for _, m := range msgs {
+					deadLetters = append(deadLetters, m.Data) // IsPermanent(m.Err()) holds for each
+				}
+				return nil
+			}),
+		},
+		Logger: slog.New(slog.DiscardHandler), // retries are logged as warnings
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("Run:", p.Run(context.Background()))
+	fmt.Println("attempts:", attempts, "written:", written, "dead letters:", deadLetters)
+	// Output:
+	// Run: <nil>
+	// attempts: 3 written: [1 2 4] dead letters: [-3]
 }

@@ -67,7 +67,7 @@ func TestFailureHandlerRunsBeforeTheAcknowledgement(t *testing.T) {
 	p := mustNew(t, pipeline.Options[int]{
 		Producer: prod,
 		Processors: []pipeline.ProcessorOptions[int]{{Concurrency: 1, Handler: pipeline.HandlerFunc[int](func(_ context.Context, m *pipeline.Message[int]) error {
-			return errors.New("no")
+			return pipeline.Permanent(errors.New("no"))
 		})}},
 		Failure: pipeline.FailureOptions[int]{Handler: pipeline.FailureHandlerFunc[int](func(_ context.Context, msgs []pipeline.Message[int]) error {
 			for _, m := range msgs {
@@ -101,7 +101,7 @@ func TestFailureHandlerErrorHalts(t *testing.T) {
 		Producer: prod,
 		Processors: []pipeline.ProcessorOptions[int]{{Concurrency: 1, Handler: pipeline.HandlerFunc[int](func(_ context.Context, m *pipeline.Message[int]) error {
 			if m.Data == 5 {
-				return errors.New("bad five")
+				return pipeline.Permanent(errors.New("bad five"))
 			}
 			return nil
 		})}},
@@ -136,7 +136,7 @@ func TestHaltPolicy(t *testing.T) {
 			}
 			return nil
 		})}},
-		Failure: pipeline.FailureOptions[int]{Policy: pipeline.FailHalt},
+		Failure: pipeline.FailureOptions[int]{Policy: pipeline.HaltOnFailure},
 	})
 	msgs := make([]pipeline.Message[int], 1000)
 	for i := range msgs {
@@ -205,7 +205,7 @@ func TestRetryPolicy(t *testing.T) {
 				return nil
 			})}},
 			DefaultBatcher: "b",
-			Failure:        pipeline.FailureOptions[int]{Policy: pipeline.FailRetry, MaxRetries: 3, RetryBackoff: time.Second, MaxRetryBackoff: 3 * time.Second},
+			Failure:        pipeline.FailureOptions[int]{Policy: pipeline.RetryThenFail, MaxRetries: 3, RetryBackoff: time.Second, MaxRetryBackoff: 3 * time.Second},
 			Observer:       obs,
 		})
 		run := pipelinetest.Start(t, p)
@@ -247,7 +247,7 @@ func TestRetryFromTheProducersFailureIsNotAttempted(t *testing.T) {
 			calls.Add(1)
 			return nil
 		})}},
-		Failure: pipeline.FailureOptions[int]{Policy: pipeline.FailRetry, RetryBackoff: time.Millisecond},
+		Failure: pipeline.FailureOptions[int]{Policy: pipeline.RetryThenFail, RetryBackoff: time.Millisecond},
 	})
 	var bad pipeline.Message[int]
 	bad.Fail(errors.New("undecodable"))

@@ -13,6 +13,10 @@ import (
 // that error; so does a panic, with a [*PanicError]. Either way only this message fails; the
 // pipeline goes on. m is valid only during the call.
 //
+// Mark an error that no retry can fix (the message is bad data) with [Permanent]: under the
+// default policy, [RetryTransient], any other error is taken for a transient failure and the
+// message is handled again, from its state before the call, until it succeeds.
+//
 // ctx stays valid while the pipeline drains and is cancelled only when the shutdown timeout
 // passes. HandleMessage is called from many goroutines at once (the pool's concurrency) and
 // must be safe for that.
@@ -41,7 +45,14 @@ type MessagePreparer[T any] interface {
 // HandleBatch may fail individual messages with [Message.Fail] and change them; returning an
 // error, or panicking, fails every message of the batch that has not failed already. The
 // slice belongs to the runtime and is valid only during the call: do not keep it or its
-// messages. Each message of the batch is acknowledged after HandleBatch returns.
+// messages. Each message of the batch is acknowledged after HandleBatch returns (and after the
+// retries of its failures, if any).
+//
+// Return (or fail a message with) a plain error when the sink or a service it needs is
+// unavailable: under the default policy, [RetryTransient], the failed messages are handed to
+// HandleBatch again, as a smaller batch of the same key, until they are written. Mark with
+// [Permanent] what the sink rejects for good (a row that violates a constraint): only those
+// messages go to the failure handler.
 //
 // ctx is as for [Handler]. HandleBatch is called from the batcher's batch processors, up to
 // the batcher's concurrency at once.
@@ -58,7 +69,12 @@ func (f BatchHandlerFunc[T]) HandleBatch(ctx context.Context, batch []Message[T]
 }
 
 // FailureHandler sees every failed message, with its error ([Message.Err]), before the
-// message is acknowledged: the place to log, count or dead-letter failures.
+// message is acknowledged: the place to log, count or dead-letter failures. Which failures it
+// sees depends on the [FailurePolicy]: under the default, [RetryTransient], only bad data
+// ([IsPermanent] is true of every error it gets: nothing a retry could have written is
+// dead-lettered); under [FailWithoutRetry] and [RetryThenFail] also transient failures that
+// were not (or no longer) retried, which IsPermanent(m.Err()) tells apart, so that a
+// dead-letter handler can keep bad data only.
 //
 // It is called synchronously, once per group of failed messages (those of one batch, or those
 // a processor finished at once), on the goroutine that is about to acknowledge them, so the

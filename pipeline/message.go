@@ -66,8 +66,8 @@ func (m *Message[T]) Ref() ack.Ref { return m.ref }
 
 // Fail marks the message failed with err, the first failure winning: later calls, and a
 // handler's returned error after Fail, do not replace it. A failed message skips the handlers
-// still ahead of it and is acknowledged as failed (see [FailurePolicy]). A nil err is replaced
-// by [ErrFailed].
+// still ahead of it and, unless its failure is retried, is acknowledged as failed (see
+// [FailurePolicy]; mark bad data with [Permanent]). A nil err is replaced by [ErrFailed].
 func (m *Message[T]) Fail(err error) {
 	if m.err != nil {
 		return
@@ -102,5 +102,7 @@ func (m *Message[T]) SetBatchKey(key string) { m.batchKey = key }
 func (m *Message[T]) BatchKey() string { return m.batchKey }
 
 // Attempt returns which attempt at handling the message this is: 1, then 2 and on when the
-// [FailRetry] policy sends a failed message through its handler again.
+// failure policy ([RetryTransient], [RetryThenFail]) sends a failed message through its
+// handler again. Attempts count per handler: a message that needed retries in one stage
+// starts at 1 in the next.
 func (m *Message[T]) Attempt() int { return int(m.attempt) + 1 }

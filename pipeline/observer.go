@@ -21,8 +21,8 @@ type Observer interface {
 	Processed(ProcessedEvent)
 	// BatchHandled is called after a batch handler returned (retries included).
 	BatchHandled(BatchEvent)
-	// Retried is called before a group of failed messages goes through its handler again
-	// under [FailRetry].
+	// Retried is called before a group of transiently failed messages goes through its
+	// handler again under [RetryTransient] or [RetryThenFail].
 	Retried(RetryEvent)
 	// Acked is called after a group of messages was acknowledged (all their acknowledgers
 	// told).
@@ -96,6 +96,8 @@ type RetryEvent struct {
 	Messages, Attempt int
 	// Backoff is the wait before the attempt.
 	Backoff time.Duration
+	// Err is the error of the first of the messages: why they are retried.
+	Err error
 }
 
 // AckEvent describes a group of messages acknowledged at once (one batch, or the messages a

@@ -216,7 +216,7 @@ func TestCommittedOffsetFollowsOutOfOrderAcks(t *testing.T) {
 		r := runWithTracker(t, seed, pipeline.FailureOptions[int]{},
 			func(m *pipeline.Message[int]) error {
 				if m.Data%13 == 0 {
-					return errors.New("bad message") // FailContinue: failed, yet done
+					return pipeline.Permanent(errors.New("bad message")) // bad data: failed, yet done
 				}
 				return nil
 			},
@@ -247,7 +247,7 @@ func TestRetriedMessagesCommitOnceTheySucceed(t *testing.T) {
 		mu.Unlock()
 	}
 	r := runWithTracker(t, 42,
-		pipeline.FailureOptions[int]{Policy: pipeline.FailRetry, MaxRetries: 2, RetryBackoff: time.Millisecond},
+		pipeline.FailureOptions[int]{Policy: pipeline.RetryThenFail, MaxRetries: 2, RetryBackoff: time.Millisecond},
 		func(m *pipeline.Message[int]) error {
 			if m.Data%11 == 0 {
 				count(m)
@@ -295,7 +295,7 @@ func TestRetriedMessagesCommitOnceTheySucceed(t *testing.T) {
 
 func TestHaltStopsTheCommittedOffsetBeforeTheFailedMessage(t *testing.T) {
 	const bad = 1234
-	r := runWithTracker(t, 9, pipeline.FailureOptions[int]{Policy: pipeline.FailHalt},
+	r := runWithTracker(t, 9, pipeline.FailureOptions[int]{Policy: pipeline.HaltOnFailure},
 		func(m *pipeline.Message[int]) error {
 			if m.Data == bad {
 				return errors.New("poison")

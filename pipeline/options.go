@@ -58,8 +58,9 @@ type Options[T any] struct {
 	// batcher (Concurrency + 1) × BatchSize.
 	MaxInFlight int
 
-	// Failure sets what happens to failed messages. Default: they are acknowledged as failed
-	// and count as done ([FailContinue]), with no failure handler.
+	// Failure sets what happens to failed messages. Default: [RetryTransient] (bad data is
+	// acknowledged as failed and counts as done; any other failure is retried until it
+	// succeeds), with no failure handler.
 	Failure FailureOptions[T]
 
 	// ShutdownTimeout bounds a drain, from its start to the last acknowledgement. When it
@@ -127,53 +128,90 @@ type BatcherOptions[T any] struct {
 	Ordered bool
 }
 
-// FailurePolicy says what a failed message leads to.
+// FailurePolicy says what a failed message leads to. Every policy tells two kinds of
+// failure apart (see [IsPermanent]):
+//
+//   - bad data: an error marked [Permanent] (or with a Permanent() bool method returning
+//     true anywhere in its chain), a message that arrived failed from its producer (one that
+//     could not be decoded), a handler's panic, a message routed to an unknown batcher. No
+//     retry can fix it.
+//   - a transient failure: any other error of a processor's or a batch handler. A sink or
+//     service that is unavailable fails this way, and a retry may succeed.
 type FailurePolicy int
 
 const (
-	// FailContinue acknowledges a failed message as failed, after the failure handler; it
-	// counts as done, and the pipeline goes on. The default.
-	FailContinue FailurePolicy = iota
-	// FailRetry sends a failed message through the handler that failed it (its processor's,
-	// or its batcher's) again, up to MaxRetries more times with exponential backoff, before
-	// it counts as failed as with FailContinue. Messages that arrive failed from the producer
-	// are not retried. The backoff is waited on the goroutine that handled the message, which
-	// holds the rest of its chunk (or batch) meanwhile: order within a partition is kept, and
-	// the wait counts against the in-flight bound.
-	FailRetry
-	// FailHalt stops the pipeline at the first failed message: every failed message is
-	// acknowledged with [ack.Failure.Halt] set, the pipeline drains, and Run returns a
-	// [*HaltError] naming the first.
-	FailHalt
+	// RetryTransient, the default, loses nothing when a sink or service is down: a message
+	// that failed transiently goes through the handler that failed it (its processor's, or
+	// its batcher's) again, from its state before that handler, with exponential backoff
+	// from RetryBackoff up to MaxRetryBackoff, for as long as the pipeline runs, until it
+	// succeeds or fails with bad data. Meanwhile it is not acknowledged, so no offset is
+	// committed past it, and it holds its place under [Options.MaxInFlight], so the producer
+	// is no longer asked for more once everything in flight waits on the outage. Bad data
+	// goes to the failure handler and is acknowledged as failed: it counts as done. A drain
+	// during an outage goes on retrying until [Options.ShutdownTimeout], then leaves the
+	// messages still failing unacknowledged (a restart delivers them again) and Run returns a
+	// [*ShutdownTimeoutError] that counts them.
+	RetryTransient FailurePolicy = iota
+	// FailWithoutRetry retries nothing: every failed message, transient or bad data, goes to
+	// the failure handler and is acknowledged as failed; it counts as done, and the pipeline
+	// goes on. A sink outage fails (and commits past) every message it touches.
+	FailWithoutRetry
+	// RetryThenFail retries a transient failure as RetryTransient does, but at most
+	// MaxRetries more times; a message still failing is then treated as under
+	// FailWithoutRetry, as is bad data at once.
+	RetryThenFail
+	// HaltOnFailure stops the pipeline at the first failed message, of either kind: it goes
+	// to the failure handler and is acknowledged with [ack.Failure.Halt] set (so the
+	// committed offset stays before it), the pipeline drains, and Run returns a
+	// [*HaltError] naming it.
+	HaltOnFailure
 )
 
-// String returns "continue", "retry" or "halt".
+// The policies' former names.
+const (
+	// Deprecated: use FailWithoutRetry, the same policy.
+	FailContinue = FailWithoutRetry
+	// Deprecated: use RetryThenFail, the same policy (which no longer retries bad data).
+	FailRetry = RetryThenFail
+	// Deprecated: use HaltOnFailure, the same policy.
+	FailHalt = HaltOnFailure
+)
+
+// String returns the policy's Go name, such as "RetryTransient".
 func (p FailurePolicy) String() string {
 	switch p {
-	case FailContinue:
-		return "continue"
-	case FailRetry:
-		return "retry"
-	case FailHalt:
-		return "halt"
+	case RetryTransient:
+		return "RetryTransient"
+	case FailWithoutRetry:
+		return "FailWithoutRetry"
+	case RetryThenFail:
+		return "RetryThenFail"
+	case HaltOnFailure:
+		return "HaltOnFailure"
 	}
 	return "FailurePolicy(" + strconv.Itoa(int(p)) + ")"
 }
 
+// retries reports whether the policy retries transient failures.
+func (p FailurePolicy) retries() bool { return p == RetryTransient || p == RetryThenFail }
+
 // FailureOptions sets what happens to failed messages.
 type FailureOptions[T any] struct {
-	// Policy is [FailContinue], [FailRetry] or [FailHalt]. Default: FailContinue.
+	// Policy is [RetryTransient], [FailWithoutRetry], [RetryThenFail] or [HaltOnFailure].
+	// Default: RetryTransient.
 	Policy FailurePolicy
-	// MaxRetries is how many more times FailRetry sends a failed message through its handler.
-	// Only with FailRetry. Default: 3.
+	// MaxRetries is how many more times RetryThenFail sends a transiently failed message
+	// through its handler. Only with RetryThenFail. Default: 3.
 	MaxRetries int
 	// RetryBackoff is the wait before the first retry; each next retry waits twice as long,
-	// up to MaxRetryBackoff. Only with FailRetry. Default: 100ms.
+	// up to MaxRetryBackoff. Only with RetryTransient and RetryThenFail. Default: 100ms.
 	RetryBackoff time.Duration
-	// MaxRetryBackoff caps the wait between retries. Only with FailRetry. Default: 10s.
+	// MaxRetryBackoff caps the wait between retries. Only with RetryTransient and
+	// RetryThenFail. Default: 10s (or RetryBackoff, if larger).
 	MaxRetryBackoff time.Duration
 	// Handler, when set, sees every failed message before it is acknowledged (see
-	// [FailureHandler]). Default: none.
+	// [FailureHandler]): under RetryTransient only bad data, so that a dead-letter handler
+	// receives nothing a retry could have written. Default: none.
 	Handler FailureHandler[T]
 }
 
@@ -343,23 +381,21 @@ func (o *Options[T]) resolve() (Options[T], error) {
 
 	f := &r.Failure
 	switch f.Policy {
-	case FailContinue, FailHalt:
-		if f.MaxRetries != 0 {
-			bad("Failure.MaxRetries", "only with Policy FailRetry (Policy is %v)", f.Policy)
-		}
-		if f.RetryBackoff != 0 {
-			bad("Failure.RetryBackoff", "only with Policy FailRetry (Policy is %v)", f.Policy)
-		}
-		if f.MaxRetryBackoff != 0 {
-			bad("Failure.MaxRetryBackoff", "only with Policy FailRetry (Policy is %v)", f.Policy)
-		}
-	case FailRetry:
+	case RetryTransient, FailWithoutRetry, RetryThenFail, HaltOnFailure:
+	default:
+		bad("Failure.Policy", "unknown policy %d", int(f.Policy))
+	}
+	if f.Policy == RetryThenFail {
 		switch {
 		case f.MaxRetries < 0:
 			bad("Failure.MaxRetries", "must be >= 0, got %d", f.MaxRetries)
 		case f.MaxRetries == 0:
 			f.MaxRetries = DefaultMaxRetries
 		}
+	} else if f.MaxRetries != 0 {
+		bad("Failure.MaxRetries", "only with Policy RetryThenFail (Policy is %v)", f.Policy)
+	}
+	if f.Policy.retries() {
 		switch {
 		case f.RetryBackoff < 0:
 			bad("Failure.RetryBackoff", "must be >= 0, got %v", f.RetryBackoff)
@@ -374,8 +410,13 @@ func (o *Options[T]) resolve() (Options[T], error) {
 		case f.MaxRetryBackoff < f.RetryBackoff:
 			bad("Failure.MaxRetryBackoff", "must be >= RetryBackoff (%v), got %v", f.RetryBackoff, f.MaxRetryBackoff)
 		}
-	default:
-		bad("Failure.Policy", "unknown policy %d", int(f.Policy))
+	} else {
+		if f.RetryBackoff != 0 {
+			bad("Failure.RetryBackoff", "only with Policy RetryTransient or RetryThenFail (Policy is %v)", f.Policy)
+		}
+		if f.MaxRetryBackoff != 0 {
+			bad("Failure.MaxRetryBackoff", "only with Policy RetryTransient or RetryThenFail (Policy is %v)", f.Policy)
+		}
 	}
 
 	switch {

@@ -75,14 +75,29 @@ func TestOptionsValidation(t *testing.T) {
 			[]string{`DefaultBatcher: "dv" is not one of Batchers ["db"]`}},
 		{"negative max in flight", func(o *pipeline.Options[int]) { o.MaxInFlight = -5 }, []string{"MaxInFlight: must be >= 0, got -5"}},
 		{"retry fields without retry", func(o *pipeline.Options[int]) {
-			o.Failure = pipeline.FailureOptions[int]{Policy: pipeline.FailHalt, MaxRetries: 2, RetryBackoff: time.Second, MaxRetryBackoff: time.Second}
+			o.Failure = pipeline.FailureOptions[int]{Policy: pipeline.HaltOnFailure, MaxRetries: 2, RetryBackoff: time.Second, MaxRetryBackoff: time.Second}
 		}, []string{
-			"Failure.MaxRetries: only with Policy FailRetry (Policy is halt)",
-			"Failure.RetryBackoff: only with Policy FailRetry (Policy is halt)",
-			"Failure.MaxRetryBackoff: only with Policy FailRetry (Policy is halt)",
+			"Failure.MaxRetries: only with Policy RetryThenFail (Policy is HaltOnFailure)",
+			"Failure.RetryBackoff: only with Policy RetryTransient or RetryThenFail (Policy is HaltOnFailure)",
+			"Failure.MaxRetryBackoff: only with Policy RetryTransient or RetryThenFail (Policy is HaltOnFailure)",
+		}},
+		{"a retry limit under the default policy, which has none", func(o *pipeline.Options[int]) {
+			o.Failure = pipeline.FailureOptions[int]{MaxRetries: 5, RetryBackoff: time.Second}
+		}, []string{
+			"Failure.MaxRetries: only with Policy RetryThenFail (Policy is RetryTransient)",
+		}},
+		{"backoff without retries", func(o *pipeline.Options[int]) {
+			o.Failure = pipeline.FailureOptions[int]{Policy: pipeline.FailWithoutRetry, MaxRetryBackoff: time.Second}
+		}, []string{
+			"Failure.MaxRetryBackoff: only with Policy RetryTransient or RetryThenFail (Policy is FailWithoutRetry)",
+		}},
+		{"bad backoff under the default policy", func(o *pipeline.Options[int]) {
+			o.Failure = pipeline.FailureOptions[int]{RetryBackoff: -time.Second}
+		}, []string{
+			"Failure.RetryBackoff: must be >= 0, got -1s",
 		}},
 		{"bad retry", func(o *pipeline.Options[int]) {
-			o.Failure = pipeline.FailureOptions[int]{Policy: pipeline.FailRetry, MaxRetries: -1, RetryBackoff: time.Second, MaxRetryBackoff: time.Millisecond}
+			o.Failure = pipeline.FailureOptions[int]{Policy: pipeline.RetryThenFail, MaxRetries: -1, RetryBackoff: time.Second, MaxRetryBackoff: time.Millisecond}
 		}, []string{
 			"Failure.MaxRetries: must be >= 0, got -1",
 			"Failure.MaxRetryBackoff: must be >= RetryBackoff (1s), got 1ms",

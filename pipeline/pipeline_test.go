@@ -227,7 +227,7 @@ func TestProcessorPoolsInSeries(t *testing.T) {
 		Processors: []pipeline.ProcessorOptions[int]{
 			{Name: "double", Concurrency: 2, MaxDemand: 5, Handler: pipeline.HandlerFunc[int](func(_ context.Context, m *pipeline.Message[int]) error {
 				if m.Data == 3 {
-					return errors.New("three")
+					return pipeline.Permanent(errors.New("three"))
 				}
 				m.Data *= 2
 				return nil
@@ -309,13 +309,13 @@ func TestAcknowledgementsGroupedPerBatchPerAcknowledger(t *testing.T) {
 		}),
 		Processors: []pipeline.ProcessorOptions[int]{{Concurrency: 1, Handler: pipeline.HandlerFunc[int](func(_ context.Context, m *pipeline.Message[int]) error {
 			if m.Data == 4 {
-				return errors.New("four")
+				return pipeline.Permanent(errors.New("four"))
 			}
 			return nil
 		})}},
 		Batchers: map[string]pipeline.BatcherOptions[int]{"b": {BatchSize: 10, Handler: log.handler(func(m *pipeline.Message[int]) error {
 			if m.Data == 8 {
-				return errors.New("eight")
+				return pipeline.Permanent(errors.New("eight"))
 			}
 			return nil
 		})}},

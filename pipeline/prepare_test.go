@@ -51,6 +51,7 @@ func TestMessagePreparerSeesEachChunkBeforeItsMessages(t *testing.T) {
 	p := mustNew(t, pipeline.Options[int]{
 		Producer:   prod,
 		Processors: []pipeline.ProcessorOptions[int]{{Concurrency: 1, MaxDemand: 5, Handler: l}},
+		Failure:    pipeline.FailureOptions[int]{Policy: pipeline.FailWithoutRetry},
 	})
 	// Push in separate groups of 5 so that each chunk is one group: [0-4] [5-9] [10-14] ...
 	var ds []*pipelinetest.Delivery[int]

@@ -148,7 +148,7 @@ func (w *processorWorker[T]) dest(m *Message[T]) int {
 		}
 	}
 	if idx < 0 {
-		m.Fail(fmt.Errorf("%w %q", ErrUnknownBatcher, name))
+		m.Fail(Permanent(fmt.Errorf("%w %q", ErrUnknownBatcher, name)))
 		return -1
 	}
 	w.lastName, w.lastIdx = name, idx

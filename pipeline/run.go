@@ -31,9 +31,12 @@ type run[T any] struct {
 	drainOnce sync.Once
 	startOnce sync.Once
 
-	errMu sync.Mutex
-	fatal error      // the first error that failed the run (producer, acknowledger)
-	halt  *HaltError // the first halting failure
+	retrying atomic.Int64 // messages failed transiently and waiting in a retry loop
+
+	errMu         sync.Mutex
+	fatal         error      // the first error that failed the run (producer, acknowledger)
+	halt          *HaltError // the first halting failure
+	lastTransient error      // the last transient failure retried
 
 	chunks   freeList[Message[T]]
 	pools    []*pool[T]

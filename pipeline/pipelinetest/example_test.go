@@ -19,7 +19,7 @@ func Example() {
 		Processors: []pipeline.ProcessorOptions[string]{{
 			Handler: pipeline.HandlerFunc[string](func(_ context.Context, m *pipeline.Message[string]) error {
 				if m.Data == "" {
-					return errors.New("empty")
+					return pipeline.Permanent(errors.New("empty")) // bad data
 				}
 				return nil
 			}),
