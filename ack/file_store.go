@@ -24,10 +24,16 @@ import (
 //
 // Save is atomic and durable: it writes a temporary file in the same directory, syncs it,
 // renames it over the key's file and syncs the directory. A crash or a failed Save leaves
-// either the old offset or the new one, never a mix; a leftover temporary file (named with
-// a leading '.' and ending in ".tmp") is ignored by Load. Saves of one key are serialized
-// within the process, so the last Save to return is the one Load sees; several processes
-// may share the directory, each Save then replacing the file whole.
+// either the old value or the new one, never a mix; a leftover temporary file (named with
+// a leading '.' and ending in ".tmp") is ignored by Load.
+//
+// Save never moves a value backwards: it reads the key's file first and ignores a position
+// before the saved one (see [Supersedes]); a file that is not a checkpoint of the key is
+// replaced. Saves of one key are serialized within the process and, on Linux, macOS and
+// the BSDs, across processes sharing the directory, through an advisory lock (flock) on a
+// file beside the key's, named like it with a leading '.' and the suffix ".lock"; a crashed
+// process releases its lock. Elsewhere, processes sharing a directory are not serialized,
+// and one may move another's value backwards.
 //
 // A FileStore is safe for concurrent use.
 type FileStore struct {
@@ -66,26 +72,18 @@ func (s *FileStore) Load(ctx context.Context, key string) (string, bool, error) 
 		return "", false, err
 	}
 	name, _ := s.path(key)
-	data, err := os.ReadFile(name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", false, nil
-	}
+	o, found, err := s.read(name, key)
 	if err != nil {
 		return "", false, fmt.Errorf("ack: FileStore.Load: %w", err)
 	}
-	var cp fileCheckpoint
-	if err := json.Unmarshal(data, &cp); err != nil {
-		return "", false, fmt.Errorf("ack: FileStore.Load: checkpoint file %s is malformed: %w", name, err)
-	}
-	if cp.Key != key {
-		return "", false, fmt.Errorf("ack: FileStore.Load: checkpoint file %s holds key %q, want %q", name, cp.Key, key)
-	}
-	return cp.Offset, true, nil
+	return o, found, nil
 }
 
-// Save replaces key's file atomically, as described on [FileStore]. It blocks on file I/O
-// and syncs; ctx is checked before writing and before the rename, after which the new
-// offset is in place.
+// Save replaces key's file atomically, as described on [FileStore], unless the file holds
+// a later position, in which case it changes nothing and returns nil. It blocks on file
+// I/O, on saves of the same key by other goroutines and processes, and syncs; ctx is checked
+// before locking, before writing and before the rename, after which the new value is in
+// place.
 func (s *FileStore) Save(ctx context.Context, key, offset string) error {
 	if err := checkCall(ctx, key); err != nil {
 		return err
@@ -94,10 +92,58 @@ func (s *FileStore) Save(ctx context.Context, key, offset string) error {
 	mu := &s.locks[stripe]
 	mu.Lock()
 	defer mu.Unlock()
-	if err := s.write(ctx, name, key, offset); err != nil {
+	if err := s.save(ctx, name, key, offset); err != nil {
 		return fmt.Errorf("ack: FileStore.Save %q: %w", key, err)
 	}
 	return nil
+}
+
+// save compares and writes under the key's lock file. Called with the key's stripe held.
+func (s *FileStore) save(ctx context.Context, name, key, offset string) error {
+	unlock, err := lockFile(s.lockPath(name))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	saved, found, err := s.read(name, key)
+	if err != nil && !errors.Is(err, errNotCheckpoint) {
+		return err
+	}
+	if found && !Supersedes(offset, saved) {
+		return nil
+	}
+	return s.write(ctx, name, key, offset)
+}
+
+// errNotCheckpoint marks a file that is not a checkpoint of the key asked for.
+var errNotCheckpoint = errors.New("not a checkpoint of this key")
+
+// read returns the value in key's file; found is false when there is none. A file that is
+// not JSON, or holds another key, is reported with an error wrapping errNotCheckpoint.
+func (s *FileStore) read(name, key string) (string, bool, error) {
+	data, err := os.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	var cp fileCheckpoint
+	if err := json.Unmarshal(data, &cp); err != nil {
+		return "", false, fmt.Errorf("checkpoint file %s is malformed: %w: %w", name, errNotCheckpoint, err)
+	}
+	if cp.Key != key {
+		return "", false, fmt.Errorf("checkpoint file %s holds key %q, want %q: %w", name, cp.Key, key, errNotCheckpoint)
+	}
+	return cp.Offset, true, nil
+}
+
+// lockPath returns the name of the lock file of the checkpoint file name.
+func (s *FileStore) lockPath(name string) string {
+	return filepath.Join(s.dir, "."+filepath.Base(name)+".lock")
 }
 
 func (s *FileStore) write(ctx context.Context, name, key, offset string) (err error) {

@@ -5,9 +5,11 @@ import (
 	"sync"
 )
 
-// MemoryStore is a [CheckpointStore] that keeps offsets in memory, for tests and for
-// pipelines that need no restart. The zero value is an empty store ready to use; it is safe
-// for concurrent use and must not be copied after first use.
+// MemoryStore is a [CheckpointStore] that keeps values in memory, for tests and for
+// pipelines that need no restart. Like every store it never moves a value backwards: a
+// Save of a position before the saved one is ignored (see [Supersedes]). The zero value is
+// an empty store ready to use; it is safe for concurrent use and must not be copied after
+// first use.
 type MemoryStore struct {
 	mu      sync.Mutex
 	offsets map[string]string
@@ -26,7 +28,8 @@ func (s *MemoryStore) Load(ctx context.Context, key string) (string, bool, error
 	return o, ok, nil
 }
 
-// Save records offset for key. It does not block beyond a brief lock.
+// Save records offset for key, unless the saved value is a later position, in which case it
+// changes nothing and returns nil. It does not block beyond a brief lock.
 func (s *MemoryStore) Save(ctx context.Context, key, offset string) error {
 	if err := checkCall(ctx, key); err != nil {
 		return err
@@ -35,6 +38,9 @@ func (s *MemoryStore) Save(ctx context.Context, key, offset string) error {
 	defer s.mu.Unlock()
 	if s.offsets == nil {
 		s.offsets = make(map[string]string)
+	}
+	if saved, ok := s.offsets[key]; ok && !Supersedes(offset, saved) {
+		return nil
 	}
 	s.offsets[key] = offset
 	return nil

@@ -15,8 +15,11 @@ import (
 //
 // newStore is called once per subtest and must return a store holding no checkpoints
 // (for example in a fresh temporary directory, or on a freshly emptied table); it may
-// register cleanups with t. Offsets saved to one key always sort upwards, so stores that
-// refuse to move an offset backwards pass too. The subtests do not call t.Parallel.
+// register cleanups with t. Besides round trips, the subtests check the never-backwards
+// rule of [ack.CheckpointStore] in both encodings of [ack.Position]: stale saves of older
+// positions after newer ones (bare offsets as older versions saved them, and
+// "offset,skip,seq" with skips whose decimal text sorts the other way), sentinels, and values
+// that are not positions. The subtests do not call t.Parallel.
 func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) ack.CheckpointStore) {
 	t.Helper()
 	ctx := context.Background()
@@ -44,6 +47,65 @@ func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) ack.Checkpoin
 		}
 	})
 
+	t.Run("NeverBackwards", func(t *testing.T) {
+		s := newStore(t)
+		const k = "orders|/v1/stream/orders"
+		for _, step := range []struct{ save, want string }{
+			{o(10), o(10)},
+			{o(5), o(10)}, // a stale save of an older offset
+			{o(10), o(10)},
+			{o(10) + ",9,19", o(10) + ",9,19"}, // inside the response that starts at o(10)
+			{o(10), o(10) + ",9,19"},           // a legacy save of the response's start, late
+			{o(10) + ",10,20", o(10) + ",10,20"},
+			{o(10) + ",9,19", o(10) + ",10,20"}, // "9" sorts after "10" as text, not as a skip
+			{o(10) + ",2,-1", o(10) + ",10,20"},
+			{o(5) + ",999,999", o(10) + ",10,20"}, // a higher skip from an earlier offset
+			{"-1,100,100", o(10) + ",10,20"},
+			{"-1", o(10) + ",10,20"}, // a sentinel never replaces a real position
+			{"now", o(10) + ",10,20"},
+			{o(20), o(20)}, // the next response's offset, back at its start
+			{o(10) + ",100000,100010", o(20)},
+			{o(20) + ",1,-1", o(20) + ",1,-1"},
+			{o(20) + ",1,21", o(20) + ",1,21"}, // the same place, now with its number
+			{o(21), o(21)},
+		} {
+			mustSave(t, s, k, step.save)
+			mustLoad(t, s, k, step.want)
+		}
+	})
+
+	t.Run("SentinelsAreReplaceable", func(t *testing.T) {
+		s := newStore(t)
+		for _, step := range []struct{ save, want string }{
+			{"now", "now"},
+			{"-1", "-1"},
+			{"now", "now"},
+			{"-1,3,3", "-1,3,3"},
+			{"-1,2,2", "-1,3,3"},
+			{"-1", "-1,3,3"},
+			{"now", "-1,3,3"},
+			{o(1), o(1)},
+			{"-1,4,4", o(1)},
+		} {
+			mustSave(t, s, "k", step.save)
+			mustLoad(t, s, "k", step.want)
+		}
+	})
+
+	t.Run("NonPositionsAreReplaced", func(t *testing.T) {
+		s := newStore(t)
+		for _, step := range []struct{ save, want string }{
+			{o(10), o(10)},
+			{"a,b,c", "a,b,c"}, // not a position: replaces
+			{o(5), o(5)},       // replaces a value that is not a position
+			{o(5) + ",0,-1", o(5) + ",0,-1"},
+			{"-1", "-1"},
+		} {
+			mustSave(t, s, "k", step.save)
+			mustLoad(t, s, "k", step.want)
+		}
+	})
+
 	t.Run("KeysAreIndependent", func(t *testing.T) {
 		s := newStore(t)
 		keys := []string{
@@ -63,10 +125,10 @@ func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) ack.Checkpoin
 
 	t.Run("OffsetsAreOpaque", func(t *testing.T) {
 		s := newStore(t)
-		for i, o := range []string{"-1", "now", `quote" and \ backslash`, "ünïcødé", strings.Repeat("9", 1000)} {
+		for i, v := range []string{"-1", "now", `quote" and \ backslash`, "ünïcødé", strings.Repeat("9", 1000), o(51) + ",250,1250", "x,y"} {
 			k := fmt.Sprintf("k%d", i)
-			mustSave(t, s, k, o)
-			mustLoad(t, s, k, o)
+			mustSave(t, s, k, v)
+			mustLoad(t, s, k, v)
 		}
 	})
 
@@ -114,6 +176,15 @@ func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) ack.Checkpoin
 					errs <- err
 				}
 			})
+			wg.Go(func() { // every worker the same key, rising positions inside one offset
+				for r := range rounds {
+					p := ack.Position{Offset: o(7), Skip: int64(r*workers + w), Seq: -1}
+					if err := s.Save(ctx, "inside", p.String()); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
 		}
 		wg.Wait()
 		close(errs)
@@ -123,19 +194,13 @@ func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) ack.Checkpoin
 		for w := range workers {
 			mustLoad(t, s, fmt.Sprintf("own-%d", w), fmt.Sprintf("%08d", rounds-1))
 		}
-		o, found, err := s.Load(ctx, "shared")
-		if err != nil || !found {
-			t.Fatalf("Load(shared) = (%q, %v, %v)", o, found, err)
-		}
-		valid := false
-		for w := range workers {
-			valid = valid || o == fmt.Sprintf("%08d", w)
-		}
-		if !valid {
-			t.Fatalf("Load(shared) = %q, not one of the offsets saved", o)
-		}
+		mustLoad(t, s, "shared", fmt.Sprintf("%08d", workers-1)) // the highest: never backwards
+		mustLoad(t, s, "inside", ack.Position{Offset: o(7), Skip: rounds*workers - 1, Seq: -1}.String())
 	})
 }
+
+// o returns a Durable Streams offset, as the servers write them.
+func o(n int) string { return fmt.Sprintf("%016d_%016d", 0, n) }
 
 func mustSave(t *testing.T, s ack.CheckpointStore, key, offset string) {
 	t.Helper()
