@@ -1,8 +1,8 @@
 // Runs the official Durable Streams server conformance suite against the server at
 // DSTEST_URL (run.sh starts dstest-server and sets it).
 //
-// Subscription cases are left out (subscriptions: false): dstest does not implement the
-// reserved __ds subscription APIs (PROTOCOL.md sections 6 and 7), which Sluice does not use.
+// Every case runs, the subscription cases included (subscriptions: true): dstest serves the
+// reserved __ds subscription APIs (PROTOCOL.md sections 6 and 7) with webhooks enabled.
 import { runConformanceTests } from "@durable-streams/server-conformance-tests"
 
 const baseUrl = process.env.DSTEST_URL
@@ -13,5 +13,5 @@ if (!baseUrl) {
 runConformanceTests({
   baseUrl,
   longPollTimeoutMs: Number(process.env.DSTEST_LONG_POLL_MS ?? "2000"),
-  subscriptions: false,
+  subscriptions: true,
 })
