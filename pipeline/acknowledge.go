@@ -57,15 +57,14 @@ func (r *run[T]) finish(w *finishScratch[T], msgs []Message[T]) {
 			return
 		}
 	}
-	r.acknowledge(&w.acks, msgs, halt)
-	inflight := r.inflight.Add(-int64(len(msgs)))
-	r.credits.release(len(msgs))
+	ended, endedFailed, halted := r.acknowledge(&w.acks, msgs, halt)
+	if ended == 0 {
+		return
+	}
+	inflight := r.inflight.Add(-int64(ended))
+	r.credits.release(ended)
 	if r.observed {
-		halted := 0
-		if halt {
-			halted = failed
-		}
-		r.obs.Acked(AckEvent{Pipeline: r.o.Name, Successful: len(msgs) - failed, Failed: failed, Halted: halted, InFlight: int(inflight)})
+		r.obs.Acked(AckEvent{Pipeline: r.o.Name, Successful: ended - endedFailed, Failed: endedFailed, Halted: halted, InFlight: int(inflight)})
 	}
 }
 
@@ -79,8 +78,11 @@ func firstFailed[T any](msgs []Message[T]) *Message[T] {
 }
 
 // acknowledge tells each distinct acknowledger of msgs, once, which of its messages succeeded
-// and which failed (with Halt set on failures when halt).
-func (r *run[T]) acknowledge(s *ackScratch, msgs []Message[T], halt bool) {
+// and which failed (with Halt set on failures when halt). A fanned-out copy only records how
+// it ended, unless it is its message's last: then the message is acknowledged with the
+// outcome of all its copies. It returns how many messages ended, how many of them failed, and
+// how many of those were reported with Halt.
+func (r *run[T]) acknowledge(s *ackScratch, msgs []Message[T], halt bool) (ended, failed, halted int) {
 	if cap(s.seen) < len(msgs) {
 		s.seen = make([]bool, len(msgs))
 	}
@@ -98,13 +100,25 @@ func (r *run[T]) acknowledge(s *ackScratch, msgs []Message[T], halt bool) {
 				continue
 			}
 			seen[j] = true
-			if m.err != nil {
-				fails = append(fails, ack.Failure{Ref: m.ref, Err: m.err, Halt: halt})
+			err, h := m.err, halt
+			if copyOf(m) {
+				var last bool
+				if last, err, h = m.fan.copyDone(m.err, halt); !last {
+					continue
+				}
+			}
+			ended++
+			if err != nil {
+				fails = append(fails, ack.Failure{Ref: m.ref, Err: err, Halt: h})
+				failed++
+				if h {
+					halted++
+				}
 			} else {
 				refs = append(refs, m.ref)
 			}
 		}
-		if a != nil {
+		if a != nil && len(refs)+len(fails) > 0 {
 			if err := callAck(a, refs, fails); err != nil {
 				r.fail(fmt.Errorf("pipeline: acknowledger: %w", err))
 			}
@@ -113,6 +127,7 @@ func (r *run[T]) acknowledge(s *ackScratch, msgs []Message[T], halt bool) {
 		clear(fails)
 		s.refs, s.fails = refs[:0], fails[:0]
 	}
+	return ended, failed, halted
 }
 
 // sameAcknowledger reports whether a and b are the same acknowledger: the same dynamic type and

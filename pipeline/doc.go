@@ -71,7 +71,8 @@
 // message at a time; if it also implements [MessagePreparer] it first sees each chunk whole,
 // for bulk lookups. [ProcessorOptions].PartitionBy sends messages of one partition to one
 // goroutine, which keeps their order through the pool (and, from the last pool, into the
-// batchers).
+// batchers); [PartitionByKey] makes one from a string key (an account, a user), hashed for
+// you.
 //
 // # Batchers
 //
@@ -82,6 +83,19 @@
 // message, or when the pipeline drains; [BatchInfo] says which ([Trigger]). The batch goes to
 // one of the batcher's batch processors, whose [BatchHandler] may fail messages one by one.
 // With [BatcherOptions].Ordered, one key's batches are handled one at a time, in order.
+//
+// # Fan-out
+//
+// A handler sends a message to several batchers with [Message.SetBatchers], for instance
+// SetBatchers("database", "analytics"): each batcher gets a copy, batched and handled like any
+// other message. The message counts once under [Options.MaxInFlight] and is acknowledged once,
+// when every copy has finished: as successful if they all succeeded, else as failed with the
+// first copy's failure. Each copy follows the failure policy on its own batcher (a copy that
+// fails transiently is retried there only; a copy that ends as bad data goes to the failure
+// handler, whose [Message.Batcher] names the batcher, and fails the message). Copies are
+// Message values of their own, but what their Data points to is shared: batch handlers must
+// not modify it. Fan-out allocates per fanned-out message; routing to one batcher allocates
+// nothing.
 //
 // # Acknowledgements and failures
 //
@@ -162,7 +176,8 @@
 // chunk, a batch, an acknowledgement group, a retry) and each drain step, with counts,
 // durations, batch sizes and triggers, and the in-flight count. Events are plain values: an
 // observer that counts them allocates nothing. The default, [NopObserver], costs nothing, and
-// durations are measured only when an observer is set. Package
+// durations are measured only when an observer is set. [Observers] forwards the events to
+// several observers (the metrics' and your own). Package
 // [github.com/sluice-go/sluice/pipeline/pipelinetest] has an observer that counts, a producer
 // that tests push messages into, and a helper that runs a pipeline for a test.
 package pipeline

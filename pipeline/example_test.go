@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-go/sluice/ack"
@@ -232,4 +233,113 @@ func ExamplePermanent() {
 	// Output:
 	// Run: <nil>
 	// attempts: 3 written: [1 2 4] dead letters: [-3]
+}
+
+// Fan-out: every order goes to the database and to analytics. Each batcher gets a copy; the
+// order is acknowledged once both copies are written.
+func ExampleMessage_SetBatchers() {
+	var mu sync.Mutex
+	var rows, revenue int
+	acks := &ackCount{}
+	p, err := pipeline.New(pipeline.Options[Order]{
+		Producer: producer.Slice([]Order{{ID: 1, Cents: 250}, {ID: 2, Cents: 100}, {ID: 3, Cents: 75}}, nil),
+		Processors: []pipeline.ProcessorOptions[Order]{{
+			Handler: pipeline.HandlerFunc[Order](func(_ context.Context, m *pipeline.Message[Order]) error {
+				m.SetBatchers("database", "analytics")
+				return nil
+			}),
+		}},
+		Batchers: map[string]pipeline.BatcherOptions[Order]{
+			"database": {Handler: pipeline.BatchHandlerFunc[Order](func(_ context.Context, b []pipeline.Message[Order], _ pipeline.BatchInfo) error {
+				mu.Lock()
+				defer mu.Unlock()
+				rows += len(b) // an INSERT of the batch
+				return nil
+			})},
+			"analytics": {Handler: pipeline.BatchHandlerFunc[Order](func(_ context.Context, b []pipeline.Message[Order], _ pipeline.BatchInfo) error {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, m := range b {
+					revenue += m.Data.Cents // reads the shared data, never changes it
+				}
+				return nil
+			})},
+		},
+		Observer: acks,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("Run:", p.Run(context.Background()))
+	fmt.Println("rows:", rows, "revenue:", revenue, "acknowledged:", acks.n.Load())
+	// Output:
+	// Run: <nil>
+	// rows: 3 revenue: 425 acknowledged: 3
+}
+
+// ackCount counts acknowledged messages.
+type ackCount struct {
+	pipeline.NopObserver
+	n atomic.Int64
+}
+
+func (a *ackCount) Acked(e pipeline.AckEvent) { a.n.Add(int64(e.Successful + e.Failed)) }
+
+// PartitionByKey keeps each account's events in order through a pool of 4 goroutines, from a
+// string key: no hash function to write.
+func ExamplePartitionByKey() {
+	type Event struct {
+		Account string
+		Seq     int
+	}
+	var mu sync.Mutex
+	last := map[string]int{}
+	inOrder := true
+	p, err := pipeline.New(pipeline.Options[Event]{
+		Producer: producer.Slice([]Event{{"a", 1}, {"b", 1}, {"a", 2}, {"c", 1}, {"b", 2}, {"a", 3}}, nil),
+		Processors: []pipeline.ProcessorOptions[Event]{{
+			Concurrency: 4,
+			PartitionBy: pipeline.PartitionByKey(func(m *pipeline.Message[Event]) string { return m.Data.Account }),
+			Handler: pipeline.HandlerFunc[Event](func(_ context.Context, m *pipeline.Message[Event]) error {
+				mu.Lock()
+				defer mu.Unlock()
+				inOrder = inOrder && m.Data.Seq == last[m.Data.Account]+1
+				last[m.Data.Account] = m.Data.Seq
+				return nil
+			}),
+		}},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("Run:", p.Run(context.Background()))
+	fmt.Println("in order per account:", inOrder, last)
+	// Output:
+	// Run: <nil>
+	// in order per account: true map[a:3 b:2 c:1]
+}
+
+// Observers sends every event to several observers: typically the metrics' and one of your
+// own.
+func ExampleObservers() {
+	mine := &ackCount{}
+	var metrics pipeline.Observer = pipeline.NopObserver{} // for instance a *metrics.Metrics
+	p, err := pipeline.New(pipeline.Options[int]{
+		Producer: producer.Slice([]int{1, 2, 3}, nil),
+		Processors: []pipeline.ProcessorOptions[int]{{
+			Handler: pipeline.HandlerFunc[int](func(context.Context, *pipeline.Message[int]) error { return nil }),
+		}},
+		Observer: pipeline.Observers(metrics, mine),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("Run:", p.Run(context.Background()))
+	fmt.Println("acknowledged:", mine.n.Load())
+	// Output:
+	// Run: <nil>
+	// acknowledged: 3
 }

@@ -1,6 +1,10 @@
 package pipeline
 
-import "github.com/sluice-go/sluice/ack"
+import (
+	"slices"
+
+	"github.com/sluice-go/sluice/ack"
+)
 
 // Message is one item flowing through a pipeline: the data, the producer's metadata, and
 // where it goes next. The runtime moves messages by value in slices it owns; handlers receive
@@ -23,6 +27,7 @@ type Message[T any] struct {
 	batcher      string
 	batchKey     string
 	err          error
+	fan          *fanout // the batchers when there are several (SetBatchers); nil otherwise
 	attempt      int32
 	routed       bool // batcher was set explicitly
 }
@@ -86,13 +91,75 @@ func (m *Message[T]) Failed() bool { return m.err != nil }
 
 // SetBatcher routes the message to the named batcher once the processors are done with it;
 // "" sends it to no batcher, so it is acknowledged right after its last processor. A message
-// routed to a batcher the pipeline does not have fails with [ErrUnknownBatcher]. Until a
-// handler calls it, a message goes to [Options.DefaultBatcher].
-func (m *Message[T]) SetBatcher(name string) { m.batcher, m.routed = name, true }
+// routed to a batcher the pipeline does not have fails with [ErrUnknownBatcher] (bad data).
+// Until a handler calls it (or [Message.SetBatchers]), a message goes to
+// [Options.DefaultBatcher]. It replaces any earlier routing and allocates nothing.
+func (m *Message[T]) SetBatcher(name string) { m.batcher, m.routed, m.fan = name, true, nil }
+
+// SetBatchers routes the message to every named batcher (fan-out): once the processors are
+// done with it, each of those batchers gets a copy of it, which it batches and hands to its
+// batch handler like any other message. Empty and repeated names are ignored; with one name
+// left SetBatchers is SetBatcher, with none it is SetBatcher(""). It replaces any earlier
+// routing. An unknown name fails the whole message with [ErrUnknownBatcher] before any copy
+// is made.
+//
+// The message is acknowledged once, when every copy has finished: as successful when all of
+// them succeeded, else as failed with the first copy's failure. It counts once under
+// [Options.MaxInFlight]. Each copy follows the failure policy on its own batcher: a copy that
+// fails transiently is retried there only, while the other copies go on; a copy that ends as
+// bad data is seen by the failure handler (its [Message.Batcher] names the batcher that failed
+// it) and makes the message acknowledged as failed.
+//
+// Each copy is a Message value of its own, so a batch handler that replaces m.Data, fails m or
+// sets its batch key changes its copy only. What Data points to (a map, a slice, a pointer's
+// target) is shared by the copies, which batch handlers run concurrently: they must not
+// modify it. A batch key set before SetBatchers is the key of every copy.
+//
+// SetBatchers allocates (a copy of names and the state the copies share); the pipeline
+// allocates nothing more per message for fan-out.
+func (m *Message[T]) SetBatchers(names ...string) {
+	distinct := 0
+	var first string
+	for i, n := range names {
+		if n != "" && !slices.Contains(names[:i], n) {
+			if distinct == 0 {
+				first = n
+			}
+			distinct++
+		}
+	}
+	if distinct <= 1 {
+		m.SetBatcher(first)
+		return
+	}
+	f := &fanout{names: make([]string, 0, distinct)}
+	for i, n := range names {
+		if n != "" && !slices.Contains(names[:i], n) {
+			f.names = append(f.names, n)
+		}
+	}
+	m.batcher, m.routed, m.fan = first, true, f
+}
 
 // Batcher returns the name of the batcher the message was routed to with [Message.SetBatcher],
-// or "" when it was not routed (it then goes to [Options.DefaultBatcher]).
+// or "" when it was not routed (it then goes to [Options.DefaultBatcher]). After
+// [Message.SetBatchers] it returns the first of the names; in a batch handler and a failure
+// handler, a fanned-out copy returns the name of its own batcher.
 func (m *Message[T]) Batcher() string { return m.batcher }
+
+// Batchers returns the names of the batchers the message was routed to: those given to
+// [Message.SetBatchers], or the one given to [Message.SetBatcher] (none for ""). It returns nil
+// when the message was not routed (it then goes to [Options.DefaultBatcher]). The slice is
+// the caller's.
+func (m *Message[T]) Batchers() []string {
+	switch {
+	case m.fan != nil:
+		return slices.Clone(m.fan.names)
+	case m.routed && m.batcher != "":
+		return []string{m.batcher}
+	}
+	return nil
+}
 
 // SetBatchKey sets the message's batch key: only messages with the same key share a batch.
 // The default key is "".

@@ -97,9 +97,10 @@ type ProcessorOptions[T any] struct {
 	// Default: MaxDemand / 2.
 	MinDemand int
 	// PartitionBy, when set, routes messages with the same partition to the same goroutine of
-	// the pool (partition % Concurrency), so that their order is kept through the pool: for
-	// instance func(m *Message[T]) uint64 { return maphash.String(seed, m.Data.UserID) }. It
-	// must be safe for concurrent use. Default: messages go to whichever goroutine is free.
+	// the pool (partition % Concurrency), so that their order is kept through the pool. For a
+	// string key use [PartitionByKey]: PartitionByKey(func(m *Message[T]) string { return
+	// m.Data.UserID }). It must be safe for concurrent use. Default: messages go to whichever
+	// goroutine is free.
 	PartitionBy func(m *Message[T]) uint64
 }
 

@@ -12,9 +12,10 @@ type processorWorker[T any] struct {
 	retry retryScratch[T]
 	fin   finishScratch[T]
 	// routing, in the last pool only
-	dests []int
-	split [][]Message[T] // per batcher, while routing a mixed chunk
-	done  []Message[T]   // messages finishing in the processor, while routing a mixed chunk
+	dests  []int
+	fanIdx []int          // the batchers of a fanned-out message
+	split  [][]Message[T] // per batcher, while routing a mixed chunk
+	done   []Message[T]   // messages finishing in the processor, while routing a mixed chunk
 	// route cache: the last batcher name resolved and its index
 	lastName string
 	lastIdx  int
@@ -123,41 +124,53 @@ func countFailed[T any](c []Message[T]) int {
 	return n
 }
 
-// dest returns the index of the batcher m goes to, or -1 when it finishes here (it failed, or
-// goes to no batcher). A message routed to an unknown batcher fails.
+// Where a message goes after the last pool, besides a batcher's index.
+const (
+	toNone = -1 // it finishes here: it failed, or goes to no batcher
+	toMany = -2 // it goes to several batchers (fan-out)
+)
+
+// dest returns the index of the batcher m goes to, toNone, or toMany. A message routed to an
+// unknown batcher fails.
 func (w *processorWorker[T]) dest(m *Message[T]) int {
-	r := w.r
 	if m.err != nil {
-		return -1
+		return toNone
 	}
-	name := r.o.DefaultBatcher
+	if m.fan != nil {
+		return toMany
+	}
+	name := w.r.o.DefaultBatcher
 	if m.routed {
 		name = m.batcher
 	}
 	if name == "" {
-		return -1
+		return toNone
 	}
-	if w.lastIdx != -2 && name == w.lastName {
-		return w.lastIdx
-	}
-	idx := -1
-	for i, b := range r.batchers {
-		if b.name == name {
-			idx = i
-			break
-		}
-	}
+	idx := w.index(name)
 	if idx < 0 {
 		m.Fail(Permanent(fmt.Errorf("%w %q", ErrUnknownBatcher, name)))
-		return -1
+		return toNone
 	}
-	w.lastName, w.lastIdx = name, idx
 	return idx
 }
 
-// route sends each message of c, which went through the last pool, to its batcher, and
-// finishes those that go to none. A chunk whose messages all go the same way is passed on
-// whole.
+// index returns the index of the named batcher, or -1.
+func (w *processorWorker[T]) index(name string) int {
+	if w.lastIdx != -2 && name == w.lastName {
+		return w.lastIdx
+	}
+	for i, b := range w.r.batchers {
+		if b.name == name {
+			w.lastName, w.lastIdx = name, i
+			return i
+		}
+	}
+	return -1
+}
+
+// route sends each message of c, which went through the last pool, to its batcher (or a copy
+// to each of its batchers), and finishes those that go to none. A chunk whose messages all go
+// to one batcher, or all to none, is passed on whole.
 func (w *processorWorker[T]) route(c []Message[T]) {
 	r := w.r
 	if len(r.batchers) == 0 {
@@ -175,27 +188,29 @@ func (w *processorWorker[T]) route(c []Message[T]) {
 		}
 	}
 	if uniform {
-		if d := w.dests[0]; d >= 0 {
+		switch d := w.dests[0]; {
+		case d >= 0:
 			r.batchers[d].in <- c
-		} else {
+			return
+		case d == toNone:
 			r.finish(&w.fin, c)
 			r.chunks.put(c)
+			return
 		}
-		return
 	}
 	if w.split == nil {
 		w.split = make([][]Message[T], len(r.batchers))
 	}
 	w.done = w.done[:0]
 	for i, d := range w.dests {
-		if d < 0 {
+		switch {
+		case d == toNone:
 			w.done = append(w.done, c[i])
-			continue
+		case d == toMany:
+			w.fanOut(&c[i])
+		default:
+			w.add(d, &c[i])
 		}
-		if w.split[d] == nil {
-			w.split[d] = r.chunks.get()
-		}
-		w.split[d] = append(w.split[d], c[i])
 	}
 	r.chunks.put(c)
 	r.finish(&w.fin, w.done)
@@ -205,5 +220,35 @@ func (w *processorWorker[T]) route(c []Message[T]) {
 			r.batchers[d].in <- b
 			w.split[d] = nil
 		}
+	}
+}
+
+// add appends a copy of m to the split for batcher d.
+func (w *processorWorker[T]) add(d int, m *Message[T]) {
+	if w.split[d] == nil {
+		w.split[d] = w.r.chunks.get()
+	}
+	w.split[d] = append(w.split[d], *m)
+}
+
+// fanOut appends a copy of m to the split of each of its batchers, each copy naming its own
+// batcher and sharing the state that acknowledges m once they have all finished. When a name
+// is unknown, m fails (and finishes here) before any copy is made.
+func (w *processorWorker[T]) fanOut(m *Message[T]) {
+	w.fanIdx = w.fanIdx[:0]
+	for _, name := range m.fan.names {
+		d := w.index(name)
+		if d < 0 {
+			m.Fail(Permanent(fmt.Errorf("%w %q", ErrUnknownBatcher, name)))
+			w.done = append(w.done, *m)
+			return
+		}
+		w.fanIdx = append(w.fanIdx, d)
+	}
+	f := m.fan.claim(len(w.fanIdx))
+	for k, d := range w.fanIdx {
+		cp := *m
+		cp.batcher, cp.fan = f.names[k], f
+		w.add(d, &cp)
 	}
 }
