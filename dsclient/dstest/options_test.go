@@ -1,6 +1,7 @@
 package dstest
 
 import (
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -23,6 +24,16 @@ func TestOptionsValidation(t *testing.T) {
 		{"short cursor interval", Options{CursorInterval: time.Millisecond}, []string{"Options.CursorInterval"}},
 		{"negative sizes", Options{MaxChunkBytes: -1, MaxBodyBytes: -1}, []string{"Options.MaxChunkBytes", "Options.MaxBodyBytes"}},
 		{"body too large", Options{MaxBodyBytes: 2 << 30}, []string{"Options.MaxBodyBytes"}},
+		{"short leases", Options{MinLeaseTTL: time.Millisecond, DefaultLeaseTTL: 5 * time.Millisecond, MaxLeaseTTL: time.Second}, nil},
+		{"subscription durations", Options{MinLeaseTTL: -1, MaxLeaseTTL: time.Microsecond, DefaultLeaseTTL: -time.Second,
+			TokenTTL: -1, WebhookTimeout: -1, WebhookRetryMin: -1, WebhookRetryMax: time.Nanosecond},
+			[]string{"Options.MinLeaseTTL", "Options.MaxLeaseTTL", "Options.DefaultLeaseTTL", "Options.TokenTTL",
+				"Options.WebhookTimeout", "Options.WebhookRetryMin", "Options.WebhookRetryMax"}},
+		{"max lease below min", Options{MinLeaseTTL: time.Minute, MaxLeaseTTL: time.Second}, []string{"Options.MaxLeaseTTL"}},
+		{"default lease outside", Options{MaxLeaseTTL: 10 * time.Second}, []string{"Options.DefaultLeaseTTL"}},
+		{"retry max below min", Options{WebhookRetryMin: time.Minute, WebhookRetryMax: time.Second}, []string{"Options.WebhookRetryMax"}},
+		{"signing key", Options{SigningKey: make([]byte, 10)}, []string{"Options.SigningKey"}},
+		{"negative limits", Options{MaxSubscriptions: -1, MaxExplicitStreams: -1}, []string{"Options.MaxSubscriptions", "Options.MaxExplicitStreams"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, err := NewHandler(tc.opts)
@@ -31,13 +42,21 @@ func TestOptionsValidation(t *testing.T) {
 					t.Fatal(err)
 				}
 				o := h.Options()
-				if o.Prefix == "" || o.LongPollTimeout <= 0 || o.CursorInterval <= 0 || o.MaxBodyBytes <= 0 {
+				if o.Prefix == "" || o.LongPollTimeout <= 0 || o.CursorInterval <= 0 || o.MaxBodyBytes <= 0 ||
+					o.MinLeaseTTL <= 0 || o.MaxLeaseTTL <= 0 || o.DefaultLeaseTTL <= 0 || o.TokenTTL <= 0 ||
+					o.WebhookTimeout <= 0 || o.WebhookRetryMin <= 0 || o.WebhookRetryMax <= 0 ||
+					o.MaxSubscriptions <= 0 || o.MaxExplicitStreams <= 0 {
 					t.Fatalf("defaults not filled in: %+v", o)
 				}
+				h.Close()
 				return
 			}
 			if err == nil {
 				t.Fatal("no error")
+			}
+			var oe *OptionsError
+			if !errors.As(err, &oe) || len(oe.Problems) != len(tc.want) {
+				t.Fatalf("error %v: want an *OptionsError with %d problems", err, len(tc.want))
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
@@ -51,6 +70,18 @@ func TestOptionsValidation(t *testing.T) {
 	}
 	if _, err := Listen("256.0.0.1:0", Options{}); err == nil {
 		t.Error("Listen on an invalid address succeeded")
+	}
+}
+
+func TestOptionsDefaults(t *testing.T) {
+	h, err := NewHandler(Options{})
+	must(t, err)
+	defer h.Close()
+	o := h.Options()
+	if o.DefaultLeaseTTL != 30*time.Second || o.MinLeaseTTL != time.Second || o.MaxLeaseTTL != 10*time.Minute ||
+		o.TokenTTL != time.Hour || o.WebhookTimeout != 30*time.Second || o.WebhookRetryMin != time.Second ||
+		o.WebhookRetryMax != time.Minute || o.MaxSubscriptions != 10000 || o.MaxExplicitStreams != 10000 || o.DisableWebhooks {
+		t.Fatalf("defaults %+v", o)
 	}
 }
 

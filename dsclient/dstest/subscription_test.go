@@ -588,3 +588,15 @@ func TestSubscriptionReset(t *testing.T) {
 	x.wantError(http.StatusNotFound, protocol.CodeSubscriptionNotFound, "GET", sub("s"), "")
 	x.create("s", `{"type":"pull-wake","streams":["a"],"wake_stream":"w"}`)
 }
+
+func TestSubscriptionCustomPrefix(t *testing.T) {
+	x := newSubHarness(t, Options{Prefix: "/s/"})
+	x.stream("wake", "")
+	x.stream("events/a", `{"n":1}`)
+	v := x.create("hook", `{"type":"webhook","pattern":"events/*","webhook":{"url":"http://127.0.0.1/h"}}`)
+	if v.Webhook.Signing.JWKSURL != "http://example.com/s/__ds/jwks.json" || len(v.Streams) != 1 || v.Streams[0].Path != "events/a" {
+		t.Fatalf("under /s/: %+v %+v", v.Webhook.Signing, v.Streams)
+	}
+	x.want(http.StatusOK, "GET", "/s/__ds/jwks.json", "")
+	x.want(http.StatusNotFound, "GET", "/v1/stream/__ds/jwks.json", "")
+}
