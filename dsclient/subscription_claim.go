@@ -64,6 +64,11 @@ type AckResult struct {
 // releases the claim when it stops early). On [ErrFenced], or once [Claim.Deadline] has
 // passed, it stops reading at once and commits nothing more: another worker owns the
 // streams now and will deliver again from the last acked offsets.
+//
+// The claim token authorizes acks for a limited time (an hour on the reference server,
+// however often the lease is extended): a worker ends its claim well before that and claims
+// again. An ack with an expired token fails with [ErrUnauthorized] (code TOKEN_EXPIRED); a
+// worker treats it like [ErrFenced].
 type Claim struct {
 	sub        *Subscription
 	worker     string
@@ -150,7 +155,7 @@ func (c *Claim) Pending() []LinkedStream {
 // Deadline returns the time by which the lease passes unless a heartbeat extends it, by
 // this process's clock: the claim's (or the last successful heartbeat's) send time plus
 // the TTL, never later than the server's own deadline. It returns the zero time once the
-// claim has ended: acked done, released, or fenced.
+// claim has ended: acked done, released, fenced, or its subscription deleted.
 func (c *Claim) Deadline() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -194,9 +199,9 @@ func (c *Claim) Ack(ctx context.Context, acks []StreamAck, done bool) (AckResult
 	_, err := c.sub.call(ctx, "/"+protocol.SubscriptionAck, r, ackBody{WakeID: c.wakeID, Generation: c.generation, Acks: acks, Done: done}, &out)
 	c.mu.Lock()
 	switch {
-	case errors.Is(err, ErrFenced) || err == nil && done:
+	case ended(err) || err == nil && done:
 		c.deadline = time.Time{}
-	case err == nil && !c.deadline.IsZero():
+	case err == nil && !c.deadline.IsZero() && start.Add(c.ttl).After(c.deadline):
 		c.deadline = start.Add(c.ttl)
 	}
 	c.mu.Unlock()
@@ -213,12 +218,17 @@ func (c *Claim) Ack(ctx context.Context, acks []StreamAck, done bool) (AckResult
 func (c *Claim) Release(ctx context.Context) error {
 	r := &request{op: OpRelease, method: http.MethodPost, safety: unsafe, header: []kv{c.auth()}}
 	_, err := c.sub.call(ctx, "/"+protocol.SubscriptionRelease, r, ackBody{WakeID: c.wakeID, Generation: c.generation}, nil)
-	if err == nil || errors.Is(err, ErrFenced) {
+	if err == nil || ended(err) {
 		c.mu.Lock()
 		c.deadline = time.Time{}
 		c.mu.Unlock()
 	}
 	return err
+}
+
+// ended reports whether err says that a claim is over: fenced, or its subscription deleted.
+func ended(err error) bool {
+	return errors.Is(err, ErrFenced) || errors.Is(err, ErrSubscriptionNotFound)
 }
 
 func (c *Claim) auth() kv { return kv{protocol.HeaderAuthorization, protocol.BearerPrefix + c.token} }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -229,6 +230,23 @@ func TestSubscriptionLifecycle(t *testing.T) {
 			t.Fatalf("glob link after removing the explicit one: %+v %v", l, ok)
 		}
 
+		// "**" matches any depth; a pattern and explicit streams add up.
+		deep := createJSON(t, sub, p+"/events/deep/x")
+		appendEvents(t, deep, 0, 1)
+		sub2 := ds.NewSubscription(root, p+"-deep")
+		info, _, err = sub2.Create(ctx, ds.SubscriptionConfig{Pattern: p + "/events/**", Streams: []string{p + "/other/x"}, WakeStream: p + "/wake"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var paths []string
+		for _, l := range info.Streams {
+			paths = append(paths, l.Path+":"+string(l.LinkType))
+		}
+		slices.Sort(paths)
+		if want := []string{p + "/events/deep/x:glob", p + "/events/old:glob", p + "/other/x:explicit"}; !slices.Equal(paths, want) {
+			t.Fatalf("linked %v, want %v", paths, want)
+		}
+
 		if err := sub.Delete(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -347,6 +365,22 @@ func TestSubscriptionClaimAckRelease(t *testing.T) {
 		}
 		if _, err := c3.Ack(ctx, acks, true); err != nil {
 			t.Fatal(err)
+		}
+
+		// Deleting the subscription ends a claim: its acks fail and move nothing.
+		appendEvents(t, b, 102, 1)
+		nextWake(t, wake, &from, sub.ID(), c3.Generation()+1)
+		c4, err := sub.Claim(ctx, "w4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sub.Delete(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c4.Ack(ctx, nil, false)
+		subErr(t, err, ds.ErrSubscriptionNotFound, "SUBSCRIPTION_NOT_FOUND")
+		if !c4.Deadline().IsZero() {
+			t.Fatal("a claim on a deleted subscription has a deadline")
 		}
 	})
 }
