@@ -41,9 +41,12 @@ import (
 // Webhook subscriptions are delivered to a [WebhookReceiver], which verifies each signed
 // [Wake] and hands it to the application; see [WebhookReceiver].
 //
-// Every error is an [*Error]. Server refusals carry their protocol code in a
-// [*SubscriptionError] and a kind of their own: [ErrAlreadyClaimed], [ErrNoPendingWork],
-// [ErrFenced], [ErrInvalidAck], [ErrSubscriptionNotFound], [ErrSubscriptionConflict].
+// Every error of an operation is an [*Error], except an invalid [SubscriptionConfig],
+// reported before anything is sent as an options error that names each bad field. Server
+// refusals carry their protocol code in a [*SubscriptionError] and a kind of their own:
+// [ErrAlreadyClaimed], [ErrNoPendingWork], [ErrFenced], [ErrInvalidAck],
+// [ErrSubscriptionNotFound], [ErrSubscriptionConflict]. Errors never show a password of
+// the root URL, a claim token or a callback token.
 type Subscription struct {
 	id    string
 	root  string // stream root URL: ends in "/", no query or fragment
