@@ -41,10 +41,11 @@ var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // Store is an [ack.CheckpointStore] keeping checkpoints in a PostgreSQL table. It is safe
 // for concurrent use when its DB is (a pool is).
 type Store struct {
-	db    DB
-	table string // quoted
-	load  string
-	save  string
+	db     DB
+	table  string // quoted
+	load   string
+	insert string
+	update string
 }
 
 var _ ack.CheckpointStore = (*Store)(nil)
@@ -71,10 +72,10 @@ func New(ctx context.Context, db DB, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, table: pgx.Identifier(parts).Sanitize()}
 	s.load = `SELECT "offset" FROM ` + s.table + ` WHERE key = $1`
-	s.save = `INSERT INTO ` + s.table + ` AS t (key, pipeline, source, "offset") VALUES ($1, $2, $3, $4)
-		ON CONFLICT (key) DO UPDATE SET "offset" = EXCLUDED."offset", updated_at = now()
-		WHERE t."offset" IN ('-1', 'now')
-			OR (EXCLUDED."offset" NOT IN ('-1', 'now') AND t."offset" < EXCLUDED."offset")`
+	s.insert = `INSERT INTO ` + s.table + ` (key, pipeline, source, "offset") VALUES ($1, $2, $3, $4)
+		ON CONFLICT (key) DO NOTHING`
+	// Compare and swap: the value replaces the one Save compared it with, and only that.
+	s.update = `UPDATE ` + s.table + ` SET "offset" = $2, updated_at = now() WHERE key = $1 AND "offset" = $3`
 	if !opts.NoCreate {
 		create := `CREATE TABLE IF NOT EXISTS ` + s.table + ` (
 			key        text PRIMARY KEY,
@@ -83,16 +84,28 @@ func New(ctx context.Context, db DB, opts Options) (*Store, error) {
 			"offset"   text COLLATE "C" NOT NULL,
 			updated_at timestamptz NOT NULL DEFAULT now()
 		)`
-		if _, err := db.Exec(ctx, create); err != nil {
-			// Two processes creating the table at once: one of them loses the race on the
-			// catalog, and the table is there.
-			var pe *pgconn.PgError
-			if !errors.As(err, &pe) || (pe.Code != "23505" && pe.Code != "42P07") {
-				return nil, fmt.Errorf("pgstore: create table %s: %w", s.table, err)
-			}
+		if _, err := db.Exec(ctx, create); err != nil && !lostCreateRace(err) {
+			return nil, fmt.Errorf("pgstore: create table %s: %w", s.table, err)
 		}
 	}
 	return s, nil
+}
+
+// lostCreateRace reports whether err is how PostgreSQL fails a CREATE TABLE IF NOT EXISTS
+// that ran at the same time as another one creating the same table, which succeeded: IF NOT
+// EXISTS is checked before the catalog rows are written, so the loser fails on one of them
+// — the table's name (42P07 duplicate_table), its row type (42710 duplicate_object), or a
+// unique index of the catalog (23505 unique_violation). The table is there either way.
+func lostCreateRace(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "42P07", "42710", "23505":
+		return true
+	}
+	return false
 }
 
 // isNil reports whether db is nil, or a nil pool or connection in the interface.
@@ -120,23 +133,35 @@ func (s *Store) Load(ctx context.Context, key string) (string, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return "", false, err
 	}
+	off, found, err := s.read(ctx, key)
+	if err != nil {
+		return "", false, withCtxErr(ctx, fmt.Errorf("pgstore: load %q from %s: %w", key, s.table, err))
+	}
+	return off, found, nil
+}
+
+// read returns key's value, found false when there is no row, and the driver's error.
+func (s *Store) read(ctx context.Context, key string) (string, bool, error) {
 	var off string
 	err := s.db.QueryRow(ctx, s.load, key).Scan(&off)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, withCtxErr(ctx, fmt.Errorf("pgstore: load %q from %s: %w", key, s.table, err))
+		return "", false, err
 	}
 	return off, true, nil
 }
 
-// Save records offset as key's committed offset unless the saved one already sorts after
-// it (see the package documentation): an offset never moves backwards. It blocks for one
-// statement, which PostgreSQL commits durably before it returns.
+// Save records offset as key's committed position unless the saved value is a later
+// position ([ack.Supersedes]; see "Positions never move backwards" in the package
+// documentation), in which case it changes nothing and returns nil. It blocks for two
+// statements (a SELECT, then an INSERT or a conditional UPDATE), each of which PostgreSQL
+// commits durably before it returns, and for more only while other saves of the same key
+// change the row in between.
 //
 // With a context that has already ended, Save returns its error and changes nothing. When
-// ctx ends while the statement runs, Save returns an error wrapping ctx's error, and whether
+// ctx ends while a statement runs, Save returns an error wrapping ctx's error, and whether
 // the statement still takes effect depends on the connection: see "Cancellation" in the
 // package documentation.
 func (s *Store) Save(ctx context.Context, key, offset string) error {
@@ -150,10 +175,29 @@ func (s *Store) Save(ctx context.Context, key, offset string) error {
 	if !ok {
 		pipeline, source = "", key
 	}
-	if _, err := s.db.Exec(ctx, s.save, key, pipeline, source, offset); err != nil {
-		return withCtxErr(ctx, fmt.Errorf("pgstore: save %q to %s: %w", key, s.table, err))
+	for {
+		var tag pgconn.CommandTag
+		saved, found, err := s.read(ctx, key)
+		switch {
+		case err != nil:
+		case !found:
+			tag, err = s.db.Exec(ctx, s.insert, key, pipeline, source, offset)
+		case saved == offset || !ack.Supersedes(offset, saved):
+			return nil // there already, or behind what is there
+		default:
+			tag, err = s.db.Exec(ctx, s.update, key, offset, saved)
+		}
+		if err != nil {
+			return withCtxErr(ctx, fmt.Errorf("pgstore: save %q to %s: %w", key, s.table, err))
+		}
+		if tag.RowsAffected() == 1 {
+			return nil
+		}
+		// Another save inserted or changed the row since we read it: compare again.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
-	return nil
 }
 
 // withCtxErr makes err wrap ctx's error too when ctx has ended, whatever error the driver

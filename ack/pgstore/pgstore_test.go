@@ -80,7 +80,7 @@ func TestNeverBackwards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := ack.CheckpointKey("orders", "http://127.0.0.1:4437/v1/stream/orders")
+	key := ack.CheckpointKey("orders", "/v1/stream/orders")
 	for _, step := range []struct{ save, want string }{
 		{"now", "now"},
 		{"0000000000000000_0000000000000010", "0000000000000000_0000000000000010"},
@@ -90,6 +90,14 @@ func TestNeverBackwards(t *testing.T) {
 		{"now", "0000000000000000_0000000000000100"},
 		{"0000000000000000_0000000000000099", "0000000000000000_0000000000000100"},
 		{"0000000000000001_0000000000000000", "0000000000000001_0000000000000000"},
+		// Positions inside the response that starts at that offset.
+		{"0000000000000001_0000000000000000,9,109", "0000000000000001_0000000000000000,9,109"},
+		{"0000000000000001_0000000000000000,10,110", "0000000000000001_0000000000000000,10,110"},
+		{"0000000000000001_0000000000000000,9,109", "0000000000000001_0000000000000000,10,110"},
+		{"0000000000000001_0000000000000000", "0000000000000001_0000000000000000,10,110"},
+		{"0000000000000000_0000000000000100,5000,5000", "0000000000000001_0000000000000000,10,110"},
+		{"now", "0000000000000001_0000000000000000,10,110"},
+		{"0000000000000001_0000000000000005", "0000000000000001_0000000000000005"},
 	} {
 		if err := s.Save(ctx, key, step.save); err != nil {
 			t.Fatal(err)
@@ -99,16 +107,72 @@ func TestNeverBackwards(t *testing.T) {
 			t.Fatalf("after saving %q: loaded %q (%v, %v), want %q", step.save, got, ok, err, step.want)
 		}
 	}
-	// The row is readable by pipeline name and stream URL.
+	// The row is readable by pipeline name and stream path.
 	var off string
 	q := fmt.Sprintf(`SELECT "offset" FROM %s WHERE pipeline = $1 AND source = $2`, s.Table())
-	if err := pool.QueryRow(ctx, q, "orders", "http://127.0.0.1:4437/v1/stream/orders").Scan(&off); err != nil || off != "0000000000000001_0000000000000000" {
+	if err := pool.QueryRow(ctx, q, "orders", "/v1/stream/orders").Scan(&off); err != nil || off != "0000000000000001_0000000000000005" {
 		t.Fatalf("by pipeline and source: %q, %v", off, err)
 	}
 }
 
-// Concurrent savers of one key, each with rising offsets in a random interleaving: the
-// offset that remains is the highest saved.
+// Rows saved by versions before positions hold bare offsets, and such a version may still
+// be saving while a newer one runs (a rolling upgrade). The store reads and orders those rows,
+// and the older version's own guard, a byte-wise comparison, does not move a position saved
+// in the new form backwards either: ',' sorts before every character of the servers' offsets.
+func TestRowsOfOlderVersions(t *testing.T) {
+	pool := testPool(t)
+	ctx := context.Background()
+	s, err := pgstore.New(ctx, pool, pgstore.Options{Table: tempTable(t, pool)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The statement versions before positions saved with.
+	oldSave := `INSERT INTO ` + s.Table() + ` AS t (key, pipeline, source, "offset") VALUES ($1, $2, $3, $4)
+		ON CONFLICT (key) DO UPDATE SET "offset" = EXCLUDED."offset", updated_at = now()
+		WHERE t."offset" IN ('-1', 'now')
+			OR (EXCLUDED."offset" NOT IN ('-1', 'now') AND t."offset" < EXCLUDED."offset")`
+	const key = "orders|/v1/stream/orders"
+	old := func(offset string) {
+		t.Helper()
+		if _, err := pool.Exec(ctx, oldSave, key, "orders", "/v1/stream/orders", offset); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func(want string) {
+		t.Helper()
+		if got, found, err := s.Load(ctx, key); err != nil || !found || got != want {
+			t.Fatalf("Load = %q, %v, %v; want %q", got, found, err, want)
+		}
+	}
+	save := func(offset string) {
+		t.Helper()
+		if err := s.Save(ctx, key, offset); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const a, b = "0000000000000000_0000000000000010", "0000000000000000_0000000000000020"
+	old(a)
+	load(a)
+	if p, err := ack.ParsePosition(a); err != nil || p != (ack.Position{Offset: a, Seq: -1}) {
+		t.Fatalf("an older row parses as %#v, %v", p, err)
+	}
+	save(a + ",5,15") // inside the response after a
+	load(a + ",5,15")
+	old(a) // the older version, late: its guard keeps the position
+	load(a + ",5,15")
+	save(a) // and so does ours
+	load(a + ",5,15")
+	old(b) // the older version moves on: a later offset replaces the position
+	load(b)
+	save(a + ",100,110")
+	load(b)
+	save(b + ",1,21")
+	load(b + ",1,21")
+}
+
+// Concurrent savers of one key, each with rising values in a random interleaving: the value
+// that remains is the highest saved, for bare offsets and for positions inside one offset
+// (whose skips do not sort as text).
 func TestConcurrentSavesKeepTheHighest(t *testing.T) {
 	pool := testPool(t)
 	ctx := context.Background()
@@ -116,41 +180,101 @@ func TestConcurrentSavesKeepTheHighest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bare := func(i int) string { return fmt.Sprintf("%08d", i) }
+	inside := func(i int) string {
+		return ack.Position{Offset: "00000007", Skip: int64(i), Seq: int64(i) + 100}.String()
+	}
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {
 			for i := range 25 {
-				if err := s.Save(ctx, "k", fmt.Sprintf("%08d", i*8+w)); err != nil {
+				if err := s.Save(ctx, "k", bare(i*8+w)); err != nil {
+					t.Error(err)
+				}
+				if err := s.Save(ctx, "inside", inside(i*8+w)); err != nil {
 					t.Error(err)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if got, _, _ := s.Load(ctx, "k"); got != fmt.Sprintf("%08d", 24*8+7) {
+	if got, _, _ := s.Load(ctx, "k"); got != bare(24*8+7) {
 		t.Fatalf("kept %q, want the highest", got)
+	}
+	if got, _, _ := s.Load(ctx, "inside"); got != inside(24*8+7) {
+		t.Fatalf("kept %q, want the highest, %q", got, inside(24*8+7))
 	}
 }
 
-// Two stores creating the same table at once both succeed; a bad table name is refused,
-// naming the option.
+// The store's guard is ack.Supersedes, the rule every store applies: for pairs of values in
+// both encodings, sentinels and values that are not positions, saving one and then the other
+// keeps what Supersedes says.
+func TestGuardIsSupersedes(t *testing.T) {
+	pool := testPool(t)
+	ctx := context.Background()
+	s, err := pgstore.New(ctx, pool, pgstore.Options{Table: tempTable(t, pool)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values []string
+	for _, off := range []string{"-1", "now", "!", "0000000000000000_0000000000000001", "0000000000000000_0000000000000010", "0000000000000000_00000000000000100", "z"} {
+		for _, skip := range []int64{0, 1, 9, 10} {
+			for _, seq := range []int64{-1, skip, skip + 90} {
+				p := ack.Position{Offset: off, Skip: skip, Seq: seq}
+				if _, err := ack.ParsePosition(p.String()); err == nil {
+					values = append(values, p.String())
+				}
+			}
+		}
+	}
+	values = append(values, "", "a,b,c", "x,0,-1", "x,01,1", `quote"s`)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 400 {
+		saved, next := values[rng.IntN(len(values))], values[rng.IntN(len(values))]
+		key := fmt.Sprintf("pair-%d", i)
+		if err := s.Save(ctx, key, saved); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Save(ctx, key, next); err != nil {
+			t.Fatal(err)
+		}
+		want := saved
+		if ack.Supersedes(next, saved) {
+			want = next
+		}
+		if got, _, err := s.Load(ctx, key); err != nil || got != want {
+			t.Fatalf("saved %q then %q: loaded %q (%v), want %q", saved, next, got, err, want)
+		}
+	}
+}
+
+// Stores creating the same table at once all succeed, whichever catalog entry the losers
+// of the race trip on (the table's name, its row type, a catalog index); a bad table name
+// is refused, naming the option.
 func TestNewCreatesAndValidates(t *testing.T) {
 	pool := testPool(t)
 	ctx := context.Background()
-	table := tempTable(t, pool)
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for range 4 {
-		wg.Go(func() {
-			_, err := pgstore.New(ctx, pool, pgstore.Options{Table: table})
-			errs <- err
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("concurrent create: %v", err)
+	const rounds, creators = 20, 6
+	var table string
+	for range rounds {
+		table = tempTable(t, pool)
+		var wg sync.WaitGroup
+		errs := make(chan error, creators)
+		start := make(chan struct{})
+		for range creators {
+			wg.Go(func() {
+				<-start
+				_, err := pgstore.New(ctx, pool, pgstore.Options{Table: table})
+				errs <- err
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("concurrent create: %v", err)
+			}
 		}
 	}
 	for _, bad := range []string{"1table", "a;drop table x", "a.b.c", `quo"te`, strings.Repeat("x", 64)} {
