@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,8 +54,8 @@ const (
 // or option is reported by the first lookup.
 func (c *Client) JWKS(rawURL string, opts ...Option) *JWKS {
 	k := &JWKS{url: redactURL(rawURL), raw: rawURL, cfg: c.cfg}
-	k.cfg.headers = clipped(k.cfg.headers)
-	k.cfg.params = clipped(k.cfg.params)
+	k.cfg.headers = slices.Clip(k.cfg.headers)
+	k.cfg.params = slices.Clip(k.cfg.params)
 	for _, o := range opts {
 		if err := o(&k.cfg); err != nil {
 			k.err = err
@@ -66,8 +67,6 @@ func (c *Client) JWKS(rawURL string, opts ...Option) *JWKS {
 
 // NewJWKS returns a handle on a client with default settings plus opts; see [Client.JWKS].
 func NewJWKS(rawURL string, opts ...Option) *JWKS { return defaultClient.JWKS(rawURL, opts...) }
-
-func clipped[T any](s []T) []T { return s[:len(s):len(s)] }
 
 // URL returns the key set's URL, its password hidden if it has one.
 func (k *JWKS) URL() string { return k.url }
