@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -246,5 +247,152 @@ func pullWakeTranscript(t *testing.T, root string) []string {
 	note("unknown control route: %d %s", status, errCode(m))
 	status, _, hd = call("GET", "__ds/jwks.json", "")
 	note("jwks: %d %s", status, hd.Get("Content-Type"))
+	return out
+}
+
+// TestWebhookLikeReferenceServer runs one webhook scenario against dstest and the reference
+// server 0.3.7 (started with webhooks) and compares what the receiver and the client see.
+func TestWebhookLikeReferenceServer(t *testing.T) {
+	ref := refserver.ForTest(t, refserver.Options{Webhooks: true})
+	ours := newTestServer(t, Options{})
+	want := webhookTranscript(t, ref.StreamURL(""))
+	got := webhookTranscript(t, ours.StreamURL(""))
+	for i := range max(len(got), len(want)) {
+		var g, w string
+		if i < len(got) {
+			g = got[i]
+		}
+		if i < len(want) {
+			w = want[i]
+		}
+		if g != w {
+			t.Errorf("step %d:\n dstest:    %s\n reference: %s", i, g, w)
+		}
+	}
+}
+
+func webhookTranscript(t *testing.T, root string) []string {
+	var out []string
+	note := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	rc := newReceiver(t)
+	hook := httptest.NewServer(rc)
+	defer hook.Close()
+	call := func(method, path, body string, headers ...string) (int, map[string]any, http.Header) {
+		t.Helper()
+		url := path
+		if !strings.HasPrefix(path, "http") {
+			url = root + path
+		}
+		req, err := http.NewRequest(method, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		return resp.StatusCode, m, resp.Header
+	}
+	tails := map[string]string{}
+	appendTo := func(path, body string) {
+		t.Helper()
+		status, _, hd := call("POST", path, body)
+		if status != 204 {
+			t.Fatalf("append to %s: %d", path, status)
+		}
+		tails[path] = hd.Get("Stream-Next-Offset")
+	}
+	next := func() delivered {
+		t.Helper()
+		select {
+		case d := <-rc.got:
+			return d
+		case <-time.After(10 * time.Second):
+			t.Fatal("no delivery")
+			return delivered{}
+		}
+	}
+	var jwks string
+	describe := func(d delivered) string {
+		t.Helper()
+		verifySignature(t, d.raw, d.signature, []byte(jwks))
+		var s []string
+		for _, st := range d.payload.Streams {
+			acked := "other"
+			switch st.AckedOffset {
+			case "-1":
+				acked = "-1"
+			case tails[st.Path]:
+				acked = "tail"
+			}
+			s = append(s, fmt.Sprintf("%s:%s:acked=%s:tail=%v:pending=%v", st.Path, st.LinkType, acked, st.TailOffset == tails[st.Path], st.HasPending))
+		}
+		return fmt.Sprintf("generation=%d callback=%v token=%v streams=%s", d.payload.Generation,
+			d.payload.CallbackURL == root+"__ds/subscriptions/h/callback", d.payload.CallbackToken != "", strings.Join(s, " "))
+	}
+	callback := func(what string, d delivered, done bool, acks ...string) {
+		t.Helper()
+		status, m, _ := call("POST", d.payload.CallbackURL, ackBody(d.payload.WakeID, d.payload.Generation, done, acks...), bearer(d.payload.CallbackToken)...)
+		if status == 200 {
+			note("%s: 200 ok=%v next_wake=%v", what, m["ok"], m["next_wake"])
+			return
+		}
+		e, _ := m["error"].(map[string]any)
+		note("%s: %d %v", what, status, e["code"])
+	}
+
+	status, m, _ := call("PUT", "__ds/subscriptions/h", `{"type":"webhook","pattern":"events/*","webhook":{"url":"`+hook.URL+`/hook"},"lease_ttl_ms":5000}`)
+	wh, _ := m["webhook"].(map[string]any)
+	signing, _ := wh["signing"].(map[string]any)
+	note("create: %d url=%v alg=%v jwks_url=%v secret=%v", status, wh["url"] == hook.URL+"/hook", signing["alg"], signing["jwks_url"] == root+"__ds/jwks.json", strings.Contains(fmt.Sprint(m), "secret"))
+	resp, err := http.Get(fmt.Sprint(signing["jwks_url"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	jwks = string(b)
+	note("jwks: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"))
+	status, m, _ = call("PUT", "__ds/subscriptions/bad", `{"type":"webhook","pattern":"events/*","webhook":{"url":"https://192.168.0.1/hook"}}`)
+	note("private URL: %d %v", status, m["error"].(map[string]any)["code"])
+
+	// A delivery answered {}: the receiver calls back.
+	status, _, hd := call("PUT", "events/a", `{"n":1}`)
+	tails["events/a"] = hd.Get("Stream-Next-Offset")
+	note("create events/a: %d", status)
+	d1 := next()
+	note("delivery: %s", describe(d1))
+	callback("heartbeat", d1, false)
+	callback("callback wrong wake", delivered{payload: webhookPayload{WakeID: "w_x", Generation: d1.payload.Generation, CallbackURL: d1.payload.CallbackURL, CallbackToken: d1.payload.CallbackToken}}, false)
+	callback("callback done", d1, true, "events/a", tails["events/a"])
+	callback("stale callback", d1, true)
+
+	// A delivery that fails is retried (same wake), then answered {"done":true}.
+	rc.setAnswer(func(n int, _ *http.Request) (int, string) {
+		if n == 2 {
+			return 500, ""
+		}
+		return 200, `{"done":true}`
+	})
+	appendTo("events/a", `{"n":2}`)
+	d2 := next()
+	note("delivery: %s", describe(d2))
+	d3 := next()
+	gap := d3.at.Sub(d2.at)
+	note("retry: %s same wake=%v gap ok=%v", describe(d3), d3.payload.WakeID == d2.payload.WakeID, gap > 700*time.Millisecond && gap < 1300*time.Millisecond)
+	appendTo("events/a", `{"n":3}`)
+	d4 := next()
+	note("delivery after done: generation=%d acked at the retried wake's tail: %v", d4.payload.Generation, d4.stream(t, "events/a").AckedOffset == d3.stream(t, "events/a").TailOffset)
+	status, _, _ = call("DELETE", "__ds/subscriptions/h", "")
+	note("delete: %d", status)
+	callback("callback after delete", d4, true)
 	return out
 }

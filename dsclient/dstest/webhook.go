@@ -45,11 +45,12 @@ func newWebhookSigner(key ed25519.PrivateKey) *webhookSigner {
 	pub := key.Public().(ed25519.PublicKey)
 	x := base64.RawURLEncoding.EncodeToString(pub)
 	// The thumbprint hashes the required members in lexicographic order, without spaces.
-	sum := sha256.Sum256([]byte(`{"crv":"Ed25519","kty":"OKP","x":"` + x + `"}`))
+	sum := sha256.Sum256([]byte(`{"crv":"` + protocol.JWKCurveEd25519 + `","kty":"` + protocol.JWKKeyTypeOKP + `","x":"` + x + `"}`))
 	s := &webhookSigner{key: key, pub: pub, kid: protocol.KeyIDPrefix + base64.RawURLEncoding.EncodeToString(sum[:])}
 	s.jwks, _ = json.Marshal(struct {
 		Keys []jwk `json:"keys"`
-	}{[]jwk{{Kty: "OKP", Crv: "Ed25519", KID: s.kid, Use: "sig", Alg: "EdDSA", X: x}}})
+	}{[]jwk{{Kty: protocol.JWKKeyTypeOKP, Crv: protocol.JWKCurveEd25519, KID: s.kid,
+		Use: protocol.JWKUseSignature, Alg: protocol.JWKAlgEdDSA, X: x}}})
 	return s
 }
 
@@ -296,11 +297,9 @@ func (h *Handler) post(d delivery) (ok, done bool) {
 		h.warnDelivery(d, "reading the answer: "+err.Error())
 		return false, false
 	}
-	var a struct {
-		Done bool `json:"done"`
-	}
+	var a map[string]json.RawMessage
 	json.Unmarshal(answer, &a) // an answer that is not {"done":true} leaves the wake to a callback
-	return true, a.Done
+	return true, string(a[protocol.WebhookDone]) == "true"
 }
 
 func (h *Handler) warnDelivery(d delivery, why string) {
