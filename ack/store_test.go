@@ -61,7 +61,13 @@ func TestCheckpointKey(t *testing.T) {
 	if ack.CheckpointKey(cases[0][0], cases[0][1]) == ack.CheckpointKey(cases[1][0], cases[1][1]) {
 		t.Fatal("distinct (pipeline, source) pairs share a key")
 	}
-	if got := ack.CheckpointKey("orders", "http://h/v1/stream/s"); got != "orders|http://h/v1/stream/s" {
-		t.Fatalf("CheckpointKey = %q", got)
+	for _, c := range []struct{ pipeline, source, want string }{
+		{"orders", "/v1/stream/orders", "orders|/v1/stream/orders"},
+		{"a|b/c d", "/v1/stream/x", "a%7Cb%2Fc%20d|/v1/stream/x"}, // the name escaped
+		{"p", "/v1/stream/a|b c", "p|/v1/stream/a|b c"},           // the source as given
+	} {
+		if got := ack.CheckpointKey(c.pipeline, c.source); got != c.want {
+			t.Errorf("CheckpointKey(%q, %q) = %q, want %q", c.pipeline, c.source, got, c.want)
+		}
 	}
 }
