@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 )
@@ -14,88 +12,48 @@ import (
 // ErrWriterClosed is returned by [Writer] methods called after Close.
 var ErrWriterClosed = errors.New("dsclient: writer closed")
 
-// WriterOptions configures a [Writer]. Start from [DefaultWriterOptions]: a zero size or
-// count is an error, not a default.
-type WriterOptions struct {
-	// ID identifies the writer across restarts (the protocol's Producer-Id). Required.
-	ID string
-	// Epoch is the starting epoch; bump it when the writer restarts. Must be >= 0.
-	Epoch int64
-	// AutoClaim, on a stale-epoch rejection, takes over the writer id with the server's
-	// epoch + 1 and sends the rejected batches again. For ephemeral writers without a
-	// stored epoch; it fences any other live writer with the same id.
-	AutoClaim bool
-	// MaxBatchBytes closes a batch when its body reaches this size. Must be > 0. An item
-	// larger than this is sent alone. Default: 1 MiB.
-	MaxBatchBytes int
-	// MaxBatchItems closes a batch when it holds this many items. Must be > 0. Default: 10000.
-	MaxBatchItems int
-	// Linger is how long a batch waits for more items before it is sent. 0 sends as soon as
-	// a request slot is free (items still accumulate while all slots are busy). Must be >= 0.
-	// Default: 5ms.
-	Linger time.Duration
-	// MaxInFlight is how many batches may be in flight at once. Must be > 0. Default: 5.
-	MaxInFlight int
-	// MaxBufferedBytes bounds the bytes accepted but not yet acknowledged; beyond it
-	// [Writer.Append] waits. Must be > 0. Default: 16 MiB.
-	MaxBufferedBytes int
-	// ContentType of the stream; application/json makes each appended item one JSON message.
-	// Default: the handle's content type, else application/octet-stream.
-	ContentType string
-	// OnError is called (from a writer goroutine, once) when a batch fails for good; its
-	// items are lost and the writer stops accepting appends. It must not call Close, which
-	// waits for it. Default: none (the error is returned by the next Append, Flush or Close).
-	OnError func(error)
-}
+// ErrEpochInUse: the server answered a [Writer] batch as a duplicate although this writer never
+// sent it before: another lifetime of the writer's ID (a process that ran before, or one that
+// still runs) holds the same epoch, and the batch's data is not in the stream. With
+// [EpochClaim] the writer moves to a new epoch and sends the batch again (the error is only
+// seen by the [Observer] as a retry); with [EpochFixed] the writer fails with it.
+var ErrEpochInUse = errors.New("dsclient: writer epoch already used by another writer with the same ID")
 
-// DefaultWriterOptions returns the defaults for the writer id.
-func DefaultWriterOptions(id string) WriterOptions {
-	return WriterOptions{ID: id, MaxBatchBytes: 1 << 20, MaxBatchItems: 10000,
-		Linger: 5 * time.Millisecond, MaxInFlight: 5, MaxBufferedBytes: 16 << 20}
-}
-
-// Validate reports every invalid field at once, each named, wrapped in [ErrInvalidArgument].
-func (o WriterOptions) Validate() error {
-	var probs []string
-	if o.ID == "" {
-		probs = append(probs, "ID: must not be empty")
-	}
-	if o.Epoch < 0 {
-		probs = append(probs, fmt.Sprintf("epoch: must be >= 0, got %d", o.Epoch))
-	}
-	if o.MaxBatchBytes <= 0 {
-		probs = append(probs, fmt.Sprintf("maxBatchBytes: must be > 0, got %d", o.MaxBatchBytes))
-	}
-	if o.MaxBatchItems <= 0 {
-		probs = append(probs, fmt.Sprintf("maxBatchItems: must be > 0, got %d", o.MaxBatchItems))
-	}
-	if o.Linger < 0 {
-		probs = append(probs, fmt.Sprintf("linger: must be >= 0, got %s", o.Linger))
-	}
-	if o.MaxInFlight <= 0 {
-		probs = append(probs, fmt.Sprintf("maxInFlight: must be > 0, got %d", o.MaxInFlight))
-	}
-	if o.MaxBufferedBytes <= 0 {
-		probs = append(probs, fmt.Sprintf("maxBufferedBytes: must be > 0, got %d", o.MaxBufferedBytes))
-	}
-	if len(probs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%w: WriterOptions: %s", ErrInvalidArgument, strings.Join(probs, "; "))
-}
-
-// Writer is the idempotent writer (the protocol's idempotent producer, section 5.2.1): it batches appends by size,
-// count and linger time, keeps several batches in flight, and numbers each batch with the
-// writer's (id, epoch, sequence) so that the server stores every batch exactly once, however
-// often it is retried. Batches that race and arrive out of order (a sequence gap) are sent
-// again once their predecessors are stored; a batch the server already had is counted as a
-// duplicate, not an error.
+// Writer is the idempotent writer (the protocol's idempotent producer, section 5.2.1): it
+// batches appends by size, count and linger time, keeps several batches in flight, and numbers
+// each batch with the writer's (ID, epoch, sequence) so that the server stores every batch
+// exactly once, however often it is retried. Batches that race and arrive out of order (a
+// sequence gap) are sent again once their predecessors are stored.
+//
+// # Restarts
+//
+// A Writer is one lifetime of its ID. With the default [EpochClaim] a new Writer (in a
+// restarted process, say) starts in a fresh epoch and claims the ID at its first batch, so
+// that the server's state from an earlier lifetime never swallows its data, and any older
+// lifetime still running is fenced; see [EpochPolicy]. A batch the server answers as a
+// duplicate counts as stored only when an earlier attempt of this writer may have stored it
+// (its response was lost); otherwise it is another lifetime's state and the batch is sent
+// again in a new epoch ([EpochClaim]) or the writer fails with [ErrEpochInUse] ([EpochFixed]).
+//
+// # Failures
+//
+// Transient failures (network errors, 429, 5xx) are retried for as long as the writer lives,
+// with the delays of the handle's [RetryPolicy] (exponential, capped at its MaxDelay, honouring
+// Retry-After; its MaxRetries does not apply: the idempotent headers make every retry safe):
+// a server that is down for minutes delays the writer, and loses nothing. Each retry is
+// reported to the [Observer]'s Retry method. Other failures (the stream is missing or closed,
+// the writer was fenced) fail the writer: the batch's items are lost, OnError is called, and
+// later calls return the error. [Writer.Close] with a context that ends abandons what is not
+// stored yet.
+//
+// # Use
 //
 // Append is fire-and-forget: it returns once the item is buffered. [Writer.Flush] waits for
 // everything appended before it; [Writer.Close] flushes and stops. Methods are safe for
 // concurrent use; items from one goroutine are stored in the order appended.
 type Writer struct {
 	s      *Stream
+	once   *Stream // s without the client's retries: the writer retries each batch itself
 	o      WriterOptions
 	json   bool
 	ctype  string
@@ -103,32 +61,43 @@ type Writer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu         sync.Mutex
-	changed    chan struct{} // closed and replaced on every state change
-	epoch      int64
-	nextSeq    int64
-	nextID     int64
-	pending    *wbatch
-	queue      []*wbatch // sealed, waiting to be sent, in sequence order
-	unacked    []*wbatch // sealed and not yet stored, in sequence order
-	inflight   int
-	buffered   int
-	claiming   bool
-	claimEpoch int64
-	timerGen   int64
-	timer      *time.Timer
-	err        error
-	closed     bool
-	final      *AppendResult
-	stats      WriterStats
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced on every state change
+	epoch    int64
+	owned    bool  // a batch was stored in epoch: the epoch is this writer's
+	sentSeq  int64 // the highest sequence sent in epoch, -1 before the first
+	nextSeq  int64
+	nextID   int64
+	pending  *wbatch
+	queue    []*wbatch // sealed, waiting to be sent, in sequence order
+	unacked  []*wbatch // sealed and not yet stored, in sequence order
+	inflight int
+	buffered int
+	moving   bool  // a new epoch starts once nothing is in flight
+	moveTo   int64 // the least epoch to move to
+	timerGen int64
+	timer    *time.Timer
+	err      error
+	closed   bool
+	final    *AppendResult
+	stats    WriterStats
 }
 
-// WriterStats counts a writer's work.
+// WriterStats counts a writer's work. A batch counts once, when it is stored, however many
+// attempts it took.
 type WriterStats struct {
-	Batches    int64 // batches stored
-	Items      int64 // items stored
-	Bytes      int64 // body bytes stored
-	Duplicates int64 // batches the server already had
+	// Batches is the number of batches stored.
+	Batches int64
+	// Items is the number of items stored: each appended item once (a batch stored by an
+	// attempt whose answer was lost, and confirmed as a duplicate by the retry, counts its
+	// items once). Items of another lifetime's state never count.
+	Items int64
+	// Bytes is the number of body bytes stored.
+	Bytes int64
+	// Duplicates is the number of stored batches the server confirmed as duplicates: a
+	// retry of a batch that an earlier attempt of this writer had stored. A close without a
+	// final item is never a duplicate.
+	Duplicates int64
 }
 
 type wbatch struct {
@@ -138,13 +107,19 @@ type wbatch struct {
 	epoch, seq  int64
 	afterGap    bool // rejected with a sequence gap: send only when it is the oldest
 	hadPred     bool // an older batch was unstored when this one was sent
+	maybeStored bool // an attempt at (epoch, seq) got no answer: the server may have stored it
 	closeStream bool
+	attempts    int // attempts so far, in every epoch
+	collisions  int // times the batch was answered as another writer's duplicate
 	first       time.Time
 	res         AppendResult
 }
 
-// NewWriter returns a writer appending to s. It validates opts (naming each bad field) and
-// starts nothing until the first Append.
+// closeOnly reports whether the batch closes the stream without appending.
+func (b *wbatch) closeOnly() bool { return b.closeStream && len(b.body) == 0 }
+
+// NewWriter returns a writer appending to s. It validates opts (naming each bad field, see
+// [WriterOptions.Validate]), does no I/O and starts nothing until the first Append.
 func NewWriter(s *Stream, opts WriterOptions) (*Writer, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -152,11 +127,23 @@ func NewWriter(s *Stream, opts WriterOptions) (*Writer, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
+	o := opts.withDefaults()
+	once := *s
+	once.cfg.retry.MaxRetries = 0
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &Writer{s: s, o: opts, ctype: s.contentType(opts.ContentType), ctx: ctx, cancel: cancel,
-		changed: make(chan struct{}), epoch: opts.Epoch}
+	w := &Writer{s: s, once: &once, o: o, ctype: s.contentType(o.ContentType), ctx: ctx, cancel: cancel,
+		changed: make(chan struct{}), epoch: o.Epoch, sentSeq: -1}
+	if o.EpochPolicy == EpochClaim {
+		w.epoch = max(w.epoch, clockEpoch())
+	}
 	w.json = isJSONType(w.ctype)
 	return w, nil
+}
+
+// clockEpoch is the epoch a claiming writer starts from: the clock in Unix milliseconds,
+// which grows across process lifetimes and stays far below 2^53.
+func clockEpoch() int64 {
+	return min(max(time.Now().UnixMilli(), 0), maxProducerNumber)
 }
 
 // Epoch returns the current epoch.
@@ -310,26 +297,19 @@ func (w *Writer) pump() {
 	if w.err != nil {
 		return
 	}
-	if w.claiming {
+	if w.moving {
 		if w.inflight > 0 {
 			return
 		}
-		// Every unstored batch is back in the queue: renumber them in the new epoch.
-		w.claiming = false
-		w.epoch = max(w.claimEpoch, w.epoch+1)
-		w.nextSeq = 0
-		for _, b := range w.unacked {
-			b.epoch, b.seq, b.afterGap = w.epoch, w.nextSeq, false
-			w.nextSeq++
-		}
+		w.startEpoch(max(w.moveTo, w.epoch+1))
 	}
 	if w.o.Linger == 0 && w.pending != nil && len(w.queue) == 0 && w.inflight < w.o.MaxInFlight {
 		w.seal()
 	}
 	for len(w.queue) > 0 && w.inflight < w.o.MaxInFlight {
 		b := w.queue[0]
-		// The first batch of an epoch establishes it: send it alone. A batch rejected for a
-		// gap waits until it is the oldest unstored batch.
+		// The first batch of an epoch establishes it (or finds another lifetime's state):
+		// send it alone. A batch rejected for a gap waits until it is the oldest unstored one.
 		if w.inflight > 0 && (b.seq == 0 || w.unacked[0].seq == 0 && w.unacked[0].epoch == b.epoch) {
 			return
 		}
@@ -338,104 +318,28 @@ func (w *Writer) pump() {
 		}
 		w.queue = w.queue[1:]
 		b.hadPred = w.unacked[0] != b
+		w.sentSeq = max(w.sentSeq, b.seq)
 		w.inflight++
 		w.wg.Add(1)
 		go w.send(b)
 	}
 }
 
-// send posts one batch and records the outcome.
-func (w *Writer) send(b *wbatch) {
-	defer w.wg.Done()
-	if b.first.IsZero() {
-		b.first = time.Now()
+// startEpoch moves to epoch (nothing is in flight): every unstored batch is back in the queue
+// and is numbered again from sequence 0. Called with mu held.
+func (w *Writer) startEpoch(epoch int64) {
+	w.moving, w.moveTo = false, 0
+	w.epoch, w.nextSeq, w.sentSeq, w.owned = epoch, 0, -1, false
+	for _, b := range w.unacked {
+		b.epoch, b.seq = w.epoch, w.nextSeq
+		b.afterGap, b.maybeStored = false, false
+		w.nextSeq++
 	}
-	opts := AppendOptions{ContentType: w.ctype, Close: b.closeStream,
-		Idempotent: &IdempotentHeaders{ID: w.o.ID, Epoch: b.epoch, Seq: b.seq}}
-	res, err := w.s.Append(w.ctx, b.body, opts)
-	w.mu.Lock()
-	notify := w.record(b, res, err)
-	w.mu.Unlock()
-	if notify != nil && w.o.OnError != nil {
-		w.o.OnError(notify) // outside the lock: the callback may use the writer (not Close)
-	}
-}
-
-// record applies a send's outcome; it returns the error to report when the writer fails.
-// Called with mu held.
-func (w *Writer) record(b *wbatch, res AppendResult, err error) error {
-	defer w.broadcast()
-	w.inflight--
-	var e *Error
-	errors.As(err, &e)
-	switch {
-	case err == nil:
-		b.res = res
-		w.unacked = slices.DeleteFunc(w.unacked, func(x *wbatch) bool { return x == b })
-		w.buffered -= b.bytes(w.json)
-		w.stats.Batches++
-		w.stats.Items += int64(b.items)
-		w.stats.Bytes += int64(len(b.body))
-		if res.Duplicate {
-			w.stats.Duplicates++
-		}
-		if b.closeStream {
-			w.final = &b.res
-		}
-		w.event(b, res.Duplicate, nil)
-	case e != nil && e.Kind == ErrSequenceGap && b.hadPred:
-		// A predecessor had not reached the server yet: send again once it is stored.
-		b.afterGap = true
-		w.requeue(b)
-	case e != nil && e.Kind == ErrStaleEpoch && w.o.AutoClaim && w.ctx.Err() == nil:
-		w.claiming = true
-		w.claimEpoch = max(w.claimEpoch, e.Epoch+1)
-		w.requeue(b)
-	default:
-		if w.ctx.Err() != nil && w.err == nil {
-			err = &Error{Op: OpAppend, URL: w.s.url, Kind: ErrWriterClosed, Detail: "writer closed before the batch was stored", Err: err}
-		}
-		w.event(b, false, err)
-		return w.failLocked(err)
-	}
-	w.pump()
-	return nil
-}
-
-// bytes returns how many buffered bytes the batch accounts for.
-func (b *wbatch) bytes(json bool) int {
-	n := len(b.body)
-	if json && n >= 2 {
-		n -= 1 + b.items // brackets and commas
-	}
-	return max(n, 0)
-}
-
-func (w *Writer) requeue(b *wbatch) {
-	i, _ := slices.BinarySearchFunc(w.queue, b, func(x, y *wbatch) int { return int(x.id - y.id) })
-	w.queue = slices.Insert(w.queue, i, b)
-}
-
-func (w *Writer) event(b *wbatch, dup bool, err error) {
-	if obs := w.s.cfg.observer; obs != nil {
-		obs.WriterBatch(WriterBatchEvent{URL: w.s.url, WriterID: w.o.ID, Epoch: b.epoch, Seq: b.seq,
-			Items: b.items, Bytes: len(b.body), Duration: time.Since(b.first), Duplicate: dup, Err: err})
-	}
-}
-
-// failLocked stops the writer after a batch failed for good; it returns err the first time.
-func (w *Writer) failLocked(err error) error {
-	if w.err != nil {
-		return nil
-	}
-	w.err = err
-	w.queue = nil
-	w.pending = nil
-	return err
 }
 
 // Flush sends everything appended so far and waits until the server stored it, or ctx ends.
-// It returns the error that stopped the writer, if any.
+// It returns the error that stopped the writer, if any. While the server is unreachable,
+// Flush waits (the writer keeps retrying) until ctx ends.
 func (w *Writer) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -459,8 +363,8 @@ func (w *Writer) flushLocked(ctx context.Context) error {
 	}
 }
 
-// Restart flushes, then starts a new epoch (epoch + 1, sequence 0), as a writer does after
-// a restart.
+// Restart flushes, then starts a new epoch at sequence 0, as a writer does after a restart:
+// epoch + 1 (with [EpochClaim], the clock's epoch if that is larger).
 func (w *Writer) Restart(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -470,8 +374,14 @@ func (w *Writer) Restart(ctx context.Context) error {
 	if err := w.flushLocked(ctx); err != nil {
 		return err
 	}
-	w.epoch++
-	w.nextSeq = 0
+	next := w.epoch + 1
+	if w.o.EpochPolicy == EpochClaim {
+		next = max(next, clockEpoch())
+	}
+	if next > maxProducerNumber {
+		return w.noEpochLeft()
+	}
+	w.startEpoch(next)
 	return nil
 }
 
@@ -542,4 +452,29 @@ func (w *Writer) CloseStream(ctx context.Context, final []byte) (AppendResult, e
 	w.cancel()
 	w.wg.Wait()
 	return res, err
+}
+
+// bytes returns how many buffered bytes the batch accounts for.
+func (b *wbatch) bytes(json bool) int {
+	n := len(b.body)
+	if json && n >= 2 {
+		n -= 1 + b.items // brackets and commas
+	}
+	return max(n, 0)
+}
+
+func (w *Writer) requeue(b *wbatch) {
+	i, _ := slices.BinarySearchFunc(w.queue, b, func(x, y *wbatch) int { return int(x.id - y.id) })
+	w.queue = slices.Insert(w.queue, i, b)
+}
+
+// failLocked stops the writer after a batch failed for good; it returns err the first time.
+func (w *Writer) failLocked(err error) error {
+	if w.err != nil {
+		return nil
+	}
+	w.err = err
+	w.queue = nil
+	w.pending = nil
+	return err
 }

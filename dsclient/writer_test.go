@@ -6,14 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	ds "github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/internal/optcheck"
 )
 
 func jsonStream(t *testing.T, base string) *ds.Stream {
@@ -35,18 +35,50 @@ func readEvents(t *testing.T, s *ds.Stream) []event {
 }
 
 func TestWriterOptionsValidation(t *testing.T) {
-	o := ds.WriterOptions{Epoch: -1}
-	err := o.Validate()
-	for _, f := range []string{"ID", "epoch", "maxBatchBytes", "maxBatchItems", "maxInFlight", "maxBufferedBytes"} {
-		if !strings.Contains(fmt.Sprint(err), f) {
-			t.Errorf("error %v does not name %s", err, f)
-		}
-	}
-	if !errors.Is(err, ds.ErrInvalidArgument) {
-		t.Fatal(err)
-	}
-	if err := ds.DefaultWriterOptions("p").Validate(); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name   string
+		o      ds.WriterOptions
+		fields []string // every field the error must name; none: valid
+	}{
+		{"zero value but ID", ds.WriterOptions{ID: "w"}, nil},
+		{"defaults", ds.DefaultWriterOptions("w"), nil},
+		{"negative linger means none", ds.WriterOptions{ID: "w", Linger: -1}, nil},
+		{"fixed epoch", ds.WriterOptions{ID: "w", Epoch: 7, EpochPolicy: ds.EpochFixed}, nil},
+		{"largest epoch", ds.WriterOptions{ID: "w", Epoch: 1<<53 - 1}, nil},
+		{"no ID", ds.WriterOptions{}, []string{"WriterOptions.ID"}},
+		{"ID not a header value", ds.WriterOptions{ID: "a\nb"}, []string{"WriterOptions.ID"}},
+		{"epoch beyond 2^53-1", ds.WriterOptions{ID: "w", Epoch: 1 << 53}, []string{"WriterOptions.Epoch"}},
+		{"unknown policy", ds.WriterOptions{ID: "w", EpochPolicy: 9}, []string{"WriterOptions.EpochPolicy"}},
+		{"every bad field at once", ds.WriterOptions{Epoch: -1, MaxBatchBytes: -1, MaxBatchItems: -1, MaxInFlight: -1, MaxBufferedBytes: -1},
+			[]string{"WriterOptions.ID", "WriterOptions.Epoch", "WriterOptions.MaxBatchBytes", "WriterOptions.MaxBatchItems",
+				"WriterOptions.MaxInFlight", "WriterOptions.MaxBufferedBytes"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.o.Validate()
+			if len(tc.fields) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := ds.NewWriter(ds.NewStream("http://127.0.0.1:1/s"), tc.o); err != nil {
+					t.Fatalf("NewWriter: %v", err)
+				}
+				return
+			}
+			var oe *optcheck.Error
+			if !errors.Is(err, ds.ErrInvalidArgument) || !errors.As(err, &oe) {
+				t.Fatalf("error %v (%T) is not an invalid-argument options error", err, err)
+			}
+			var got []string
+			for _, p := range oe.Problems {
+				got = append(got, p.Field)
+			}
+			if !slices.Equal(got, tc.fields) {
+				t.Fatalf("fields %v, want %v (%v)", got, tc.fields, err)
+			}
+			if _, err2 := ds.NewWriter(ds.NewStream("http://127.0.0.1:1/s"), tc.o); err2 == nil || err2.Error() != err.Error() {
+				t.Fatalf("NewWriter: %v, want %v", err2, err)
+			}
+		})
 	}
 }
 
@@ -57,7 +89,7 @@ func TestRefWriterConcurrent(t *testing.T) {
 	ctx := context.Background()
 	s := jsonStream(t, srv.StreamURL(name(t)))
 	o := ds.DefaultWriterOptions("w1")
-	o.MaxBatchItems, o.Linger = 7, 0
+	o.MaxBatchItems, o.Linger = 7, -1
 	w, err := ds.NewWriter(s, o)
 	if err != nil {
 		t.Fatal(err)
@@ -100,24 +132,41 @@ func TestRefWriterConcurrent(t *testing.T) {
 	}
 }
 
-// Batches that race on separate connections reach the server out of order; the writer sends
-// the early ones again after their predecessors.
-func TestRefWriterSequenceGapRace(t *testing.T) {
-	srv := ref(t)
-	u, _ := url.Parse(srv.URL)
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// Batches that race on separate connections reach the server out of order: seq 1 is held
+// back until seq 2 has been refused with a gap. The writer sends the early ones again after
+// their predecessors, and the stream holds every item once, in order. Deterministic: the
+// hold is a channel, not a sleep.
+func TestWriterSequenceGapRace(t *testing.T) {
+	var (
+		mu       sync.Mutex
+		gaps     int
+		released = make(chan struct{})
+		once     sync.Once
+	)
+	tr := &handlerTransport{}
+	tr.before = func(r *http.Request) (*http.Response, error, bool) {
 		if r.Method == http.MethodPost && r.Header.Get("Producer-Seq") == "1" {
-			time.Sleep(150 * time.Millisecond) // seq 2.. overtake seq 1
+			mu.Lock()
+			first := gaps == 0
+			mu.Unlock()
+			if first {
+				<-released // seq 2.. overtake seq 1
+			}
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer hs.Close()
-	ctx := context.Background()
-	s := jsonStream(t, hs.URL+"/v1/stream/"+name(t))
-	o := ds.DefaultWriterOptions("racer")
-	o.MaxBatchBytes, o.Linger, o.MaxInFlight = 1, 0, 4
-	w, err := ds.NewWriter(s, o)
+		return nil, nil, false
+	}
+	tr.after = func(r *http.Request, resp *http.Response) (*http.Response, error) {
+		if resp.StatusCode == http.StatusConflict && r.Header.Get("Producer-Seq") == "2" {
+			mu.Lock()
+			gaps++
+			mu.Unlock()
+			once.Do(func() { close(released) })
+		}
+		return resp, nil
+	}
+	_, s := inProcess(t, tr, "race")
+	ctx := t.Context()
+	w, err := ds.NewWriter(s, ds.WriterOptions{ID: "racer", MaxBatchBytes: 1, Linger: -1, MaxInFlight: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +178,9 @@ func TestRefWriterSequenceGapRace(t *testing.T) {
 	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if gaps == 0 {
+		t.Fatal("no sequence gap happened: the race was not exercised")
+	}
 	evs := readEvents(t, s)
 	if len(evs) != 12 {
 		t.Fatalf("%d items stored", len(evs))
@@ -138,32 +190,42 @@ func TestRefWriterSequenceGapRace(t *testing.T) {
 			t.Fatalf("item %d is %d", i, e.N)
 		}
 	}
+	if st := w.Stats(); st.Items != 12 || st.Batches != 12 || st.Duplicates != 0 {
+		t.Fatalf("stats %+v", st)
+	}
 }
 
+// The protocol's epoch flow with EpochFixed, against the reference server: a writer that
+// resends a stored batch of its own is told it is a duplicate (and counts it once); a zombie
+// with an older epoch is fenced; AutoClaim takes the ID over; Restart starts a new epoch;
+// CloseStream closes the stream as the writer's last batch and is not a duplicate.
 func TestRefWriterEpochs(t *testing.T) {
 	srv := ref(t)
 	ctx := context.Background()
 	s := jsonStream(t, srv.StreamURL(name(t)))
 	newW := func(epoch int64, claim bool) *ds.Writer {
-		o := ds.DefaultWriterOptions("p")
-		o.Epoch, o.AutoClaim, o.Linger = epoch, claim, 0
-		w, err := ds.NewWriter(s, o)
+		w, err := ds.NewWriter(s, ds.WriterOptions{ID: "p", Epoch: epoch, EpochPolicy: ds.EpochFixed, AutoClaim: claim, Linger: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return w
 	}
-	// A batch sent twice (a restarted producer resending seq 0 of the same epoch) is a
-	// duplicate, stored once.
-	for range 2 {
-		w := newW(0, false)
-		w.AppendJSON(ctx, event{N: 0})
-		if err := w.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if w.Stats().Batches != 1 {
-			t.Fatal(w.Stats())
-		}
+	w0 := newW(0, false)
+	w0.AppendJSON(ctx, event{N: 0})
+	if err := w0.Close(ctx); err != nil || w0.Stats().Items != 1 {
+		t.Fatalf("%v %+v", err, w0.Stats())
+	}
+	// The same epoch again from a new writer: the server's state is another lifetime's, and
+	// the fixed-epoch writer says so instead of counting the item as stored.
+	again := newW(0, false)
+	again.AppendJSON(ctx, event{N: 99})
+	var e *ds.Error
+	if err := again.Close(ctx); !errors.Is(err, ds.ErrEpochInUse) || !errors.As(err, &e) ||
+		!strings.Contains(err.Error(), `"p"`) || !strings.Contains(err.Error(), "epoch 0") {
+		t.Fatalf("same epoch, new lifetime: %v", err)
+	}
+	if st := again.Stats(); st.Items != 0 || st.Batches != 0 || st.Duplicates != 0 {
+		t.Fatalf("another lifetime's batch counted: %+v", st)
 	}
 	w2 := newW(2, false)
 	w2.AppendJSON(ctx, event{N: 1})
@@ -173,7 +235,6 @@ func TestRefWriterEpochs(t *testing.T) {
 	// A zombie with an older epoch is fenced.
 	z := newW(1, false)
 	z.AppendJSON(ctx, event{N: 99})
-	var e *ds.Error
 	if err := z.Close(ctx); !errors.Is(err, ds.ErrStaleEpoch) || !errors.As(err, &e) || e.Epoch != 2 {
 		t.Fatalf("zombie: %v", err)
 	}
@@ -188,11 +249,14 @@ func TestRefWriterEpochs(t *testing.T) {
 	}
 	c.AppendJSON(ctx, event{N: 3})
 	res, err := c.CloseStream(ctx, []byte(`{"n":4}`))
-	if err != nil || !res.Closed || res.NextOffset == "" {
+	if err != nil || !res.Closed || res.NextOffset == "" || res.Duplicate {
 		t.Fatalf("close stream: %+v %v", res, err)
 	}
 	if again, err := c.CloseStream(ctx, nil); err != nil || again != res {
 		t.Fatalf("second close: %+v %v", again, err)
+	}
+	if st := c.Stats(); st.Items != 3 || st.Duplicates != 0 {
+		t.Fatalf("claimer stats %+v", st)
 	}
 	w2.Close(ctx)
 	var got []int
@@ -217,9 +281,7 @@ func TestWriterBackpressure(t *testing.T) {
 	}))
 	defer hs.Close()
 	defer close(release)
-	o := ds.DefaultWriterOptions("bp")
-	o.MaxBufferedBytes, o.Linger = 10, 0
-	w, _ := ds.NewWriter(ds.NewStream(hs.URL+"/s"), o)
+	w, _ := ds.NewWriter(ds.NewStream(hs.URL+"/s"), ds.WriterOptions{ID: "bp", MaxBufferedBytes: 10, Linger: -1})
 	ctx := context.Background()
 	if err := w.Append(ctx, []byte("0123456789")); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,75 @@
+package dsclient_test
+
+import (
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"syscall"
+	"testing"
+
+	ds "github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/dsclient/dstest"
+)
+
+// handlerTransport is an http.RoundTripper that serves each request with an in-process
+// handler: no sockets and no goroutines of its own, so that writer tests run inside
+// testing/synctest bubbles with a fake clock. before, when set, sees each request first and
+// may answer it itself (ok true: its response or error is the outcome, the handler never
+// sees the request); after, when set, may replace the handler's answer (for example with an
+// error, as if the response were lost after the server stored the append).
+type handlerTransport struct {
+	h      http.Handler
+	before func(r *http.Request) (resp *http.Response, err error, ok bool)
+	after  func(r *http.Request, resp *http.Response) (*http.Response, error)
+}
+
+func (t *handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.before != nil {
+		if resp, err, ok := t.before(r); ok {
+			if r.Body != nil {
+				r.Body.Close()
+			}
+			return resp, err
+		}
+	}
+	sr := r.Clone(r.Context())
+	sr.RequestURI = r.URL.RequestURI()
+	sr.RemoteAddr = "127.0.0.1:1"
+	if sr.Body == nil {
+		sr.Body = http.NoBody // as a server's request always has one
+	}
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, sr)
+	if r.Body != nil {
+		r.Body.Close()
+	}
+	resp := rec.Result()
+	resp.Request = r
+	if t.after != nil {
+		return t.after(r, resp)
+	}
+	return resp, nil
+}
+
+// errRefused is what a dial to a server that is down returns: the request was never sent.
+var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+
+// errReset is a connection reset after the request was sent: the server may have processed it.
+var errReset = &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+
+// inProcess returns an in-process server handler and a JSON stream handle on it named name,
+// created, whose requests go through tr (its h is set here).
+func inProcess(t testing.TB, tr *handlerTransport, name string, opts ...ds.Option) (*dstest.Handler, *ds.Stream) {
+	t.Helper()
+	h, err := dstest.NewHandler(dstest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.h = h
+	opts = append([]ds.Option{ds.WithHTTPClient(&http.Client{Transport: tr}), ds.WithContentType("application/json")}, opts...)
+	s := ds.NewStream("http://dstest.invalid/v1/stream/"+name, opts...)
+	if _, err := s.Create(t.Context(), ds.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return h, s
+}
