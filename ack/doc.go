@@ -60,17 +60,46 @@
 // producer that adds each message before emitting it therefore never holds more than the
 // cap, even when one response carries the whole stream.
 //
+// # Positions
+//
+// A [Position] is a committed place precise to the message: an Offset where a read starts,
+// Skip, how many messages after it are done, and Seq, the stable number of the first message
+// not done (the number of messages before it in the stream; -1 when unknown). The messages
+// after an offset are the same on every read, so a restart reads from Offset and skips Skip
+// messages, and a stop in the middle of one long response re-delivers only what was not done.
+//
+// Its checkpoint encoding ([Position.String], read by [ParsePosition]) is the bare offset
+// when Skip is 0 and Seq is -1, exactly what versions before positions saved, and
+// "offset,skip,seq" otherwise; offsets never contain a comma, so old checkpoints read as
+// positions and new ones cannot be mistaken for offsets:
+//
+//	0000000000000000_0000000000000051            an offset, nothing after it done
+//	0000000000000000_0000000000000051,250,1250   250 messages after it done; next is number 1250
+//
+// [Position.Compare] orders the positions of one source: by offset, byte-wise as the Durable
+// Streams protocol orders offsets, with "-1" before every real offset, then by Skip. "now",
+// where a reader starts, is no place: Compare puts it first so that it never holds a real
+// position back.
+//
 // # Checkpoints
 //
-// A [CheckpointStore] keeps one offset per key; [CheckpointKey] builds the key from the
-// pipeline's name and the source's identity. [MemoryStore] keeps offsets in memory;
-// [FileStore] keeps one file per key and replaces it atomically (temporary file, sync,
-// rename, directory sync). Stores backed by a database live in subpackages; package
+// A [CheckpointStore] keeps one value per key, the encoding of the committed position;
+// [CheckpointKey] builds the key from the pipeline's name and the source's identity (for a
+// durable stream its path, never a URL carrying credentials). [MemoryStore] keeps values in
+// memory; [FileStore] keeps one file per key and replaces it atomically (temporary file,
+// sync, rename, directory sync). Stores backed by a database live in subpackages; package
 // [github.com/sluice-go/sluice/ack/acktest] checks any store against the contract.
 //
-// A [Saver] connects a tracker to a store: [Saver.Run] saves the committed offset when it
-// advances, at most once per interval, and [Saver.Flush] saves the final one. On start, a
-// producer loads the saved offset, passes it to [NewTracker] and resumes reading there.
+// Checkpoints never move backwards: every store ignores, without error, a Save whose position
+// is before the saved one ([Supersedes]), so a late save from a stale process changes nothing.
+// A saved "-1" or "now" is always replaceable and never replaces a real position; values that
+// do not parse as positions are simply replaced.
+//
+// A [Saver] connects a tracker to a store: [Saver.Run] saves the committed position when it
+// advances, at most once per interval, and [Saver.Flush] saves the final one; with
+// [SaverOptions.Compare] it also never saves a position before the last one it saved. On
+// start, a producer loads the saved value, parses it with [ParsePosition], passes it to
+// [NewTracker] and resumes reading there.
 //
 // # Draining
 //
