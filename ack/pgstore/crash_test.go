@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"os/exec"
 	"syscall"
@@ -23,11 +24,13 @@ import (
 )
 
 // The crash test: a child process (this test binary, re-run as TestCrashChild) runs a
-// pipeline from a durable stream into PostgreSQL, with rows keyed by source position
-// (chunk offset, index; insert-if-absent) and the PostgreSQL checkpoint store. The parent
-// SIGKILLs it at random moments, checks after each kill that the saved checkpoint is never
-// ahead of the rows, and restarts it; a last run goes to the end. Every event must then be in
-// the table exactly once.
+// pipeline from a durable stream into PostgreSQL, with rows keyed by the messages' stable
+// positions (stream, position; insert-if-absent) and the PostgreSQL checkpoint store. The
+// stream's 60,000 events come back in one response (the in-process server without a chunk
+// cap), so that the committed position can only advance inside that response. The parent
+// SIGKILLs the child every 1.5 to 3 s, at least 30 times, and checks after each kill that the
+// saved checkpoint advanced and is never ahead of the rows; a last run goes to the end. Every
+// event must then be in the table exactly once, at its own position.
 
 const crashChildEnv = "SLUICE_CRASH_CHILD"
 
@@ -40,12 +43,13 @@ func TestCrashChild(t *testing.T) {
 	if os.Getenv(crashChildEnv) != "1" {
 		t.Skip("run by TestCrashKill as a child process")
 	}
-	if err := crashChild(context.Background(), os.Getenv("SLUICE_CRASH_URL"), os.Getenv("SLUICE_CRASH_DSN"), os.Getenv("SLUICE_CRASH_TABLE")); err != nil {
+	slow := os.Getenv("SLUICE_CRASH_FAST") != "1"
+	if err := crashChild(context.Background(), os.Getenv("SLUICE_CRASH_URL"), os.Getenv("SLUICE_CRASH_DSN"), os.Getenv("SLUICE_CRASH_TABLE"), slow); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func crashChild(ctx context.Context, streamURL, dsn, table string) error {
+func crashChild(ctx context.Context, streamURL, dsn, table string, slow bool) error {
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
 		return err
@@ -64,8 +68,8 @@ func crashChild(ctx context.Context, streamURL, dsn, table string) error {
 	if err != nil {
 		return err
 	}
-	insert := fmt.Sprintf(`INSERT INTO %s (chunk_start, idx, n)
-		SELECT * FROM unnest($1::text[], $2::int[], $3::int[]) ON CONFLICT (chunk_start, idx) DO NOTHING`, pgx.Identifier{table}.Sanitize())
+	insert := fmt.Sprintf(`INSERT INTO %s (stream, position, n)
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[]) ON CONFLICT (stream, position) DO NOTHING`, pgx.Identifier{table}.Sanitize())
 	pl, err := pipeline.New(pipeline.Options[crashEvent]{
 		Name:     "crash",
 		Producer: p,
@@ -73,16 +77,20 @@ func crashChild(ctx context.Context, streamURL, dsn, table string) error {
 			Handler: pipeline.HandlerFunc[crashEvent](func(ctx context.Context, m *pipeline.Message[crashEvent]) error { return nil })}},
 		Batchers: map[string]pipeline.BatcherOptions[crashEvent]{"db": {BatchSize: 20, BatchTimeout: 5 * time.Millisecond, Concurrency: 2,
 			Handler: pipeline.BatchHandlerFunc[crashEvent](func(ctx context.Context, ms []pipeline.Message[crashEvent], _ pipeline.BatchInfo) error {
-				starts := make([]string, len(ms))
-				idx := make([]int32, len(ms))
+				streams := make([]string, len(ms))
+				positions := make([]int64, len(ms))
 				ns := make([]int32, len(ms))
 				for i := range ms {
-					starts[i], idx[i], ns[i] = ms[i].Metadata.Stream, int32(ms[i].Metadata.Position), int32(ms[i].Data.N)
+					streams[i], positions[i], ns[i] = ms[i].Metadata.Stream, ms[i].Metadata.Position, int32(ms[i].Data.N)
 				}
-				if _, err := pool.Exec(ctx, insert, starts, idx, ns); err != nil {
+				if _, err := pool.Exec(ctx, insert, streams, positions, ns); err != nil {
 					return err
 				}
-				time.Sleep(time.Duration(2+rand.IntN(6)) * time.Millisecond) // a slow sink, so that kills land mid-run
+				if slow {
+					// A slow sink (about 600 events a second), so that every kill lands
+					// mid-run and the backlog outlives thirty of them.
+					time.Sleep(time.Duration(50+rand.IntN(20)) * time.Millisecond)
+				}
 				return nil
 			})}},
 		DefaultBatcher: "db",
@@ -101,7 +109,7 @@ func TestCrashKill(t *testing.T) {
 	pool := testPool(t)
 	ctx := context.Background()
 	table := fmt.Sprintf("sluice_crash_%d", rand.Uint32())
-	if _, err := pool.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s (chunk_start text COLLATE "C" NOT NULL, idx int NOT NULL, n int NOT NULL, PRIMARY KEY (chunk_start, idx))`,
+	if _, err := pool.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s (stream text NOT NULL, position bigint NOT NULL, n int NOT NULL, PRIMARY KEY (stream, position))`,
 		pgx.Identifier{table}.Sanitize())); err != nil {
 		t.Fatal(err)
 	}
@@ -110,36 +118,35 @@ func TestCrashKill(t *testing.T) {
 		pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+pgx.Identifier{table + "_ckpt"}.Sanitize())
 	})
 
-	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 4 << 10})
+	srv := dstest.ForTest(t, dstest.Options{}) // no chunk cap: one response holds the backlog
 	s := dsclient.NewStream(srv.StreamURL("crash"), dsclient.WithContentType("application/json"))
 	if _, err := s.Create(ctx, dsclient.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	const n, perAppend = 80000, 10
-	after := make([]dsclient.Offset, n) // the offset after each event's append
+	const n, perAppend = 60000, 10
 	batch := make([]crashEvent, 0, perAppend)
 	for i := range n {
 		batch = append(batch, crashEvent{N: i, P: "crash-test-payload"})
 		if len(batch) == perAppend {
-			res, err := dsclient.AppendJSONBatch(ctx, s, batch, dsclient.AppendOptions{})
-			if err != nil {
+			if _, err := dsclient.AppendJSONBatch(ctx, s, batch, dsclient.AppendOptions{}); err != nil {
 				t.Fatal(err)
-			}
-			for j := i + 1 - perAppend; j <= i; j++ {
-				after[j] = res.NextOffset
 			}
 			batch = batch[:0]
 		}
 	}
 
-	child := func() *exec.Cmd {
+	child := func(fast bool) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashChildEnv+"=1", "SLUICE_CRASH_URL="+s.URL(), "SLUICE_CRASH_DSN="+dsn(), "SLUICE_CRASH_TABLE="+table)
+		if fast {
+			cmd.Env = append(cmd.Env, "SLUICE_CRASH_FAST=1")
+		}
 		return cmd
 	}
 	kills := 0
-	for kills < 10 {
-		cmd := child()
+	last := int64(-1)
+	for kills < 30 {
+		cmd := child(false)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -149,7 +156,7 @@ func TestCrashKill(t *testing.T) {
 		select {
 		case err := <-exited:
 			t.Fatalf("the child finished before it was killed (%v): make the stream longer", err)
-		case <-time.After(time.Duration(150+rand.IntN(600)) * time.Millisecond):
+		case <-time.After(time.Duration(1500+rand.IntN(1500)) * time.Millisecond):
 		}
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -160,55 +167,63 @@ func TestCrashKill(t *testing.T) {
 			t.Fatalf("child ended with %v, not by SIGKILL", err)
 		}
 		kills++
-		checkNotAhead(t, pool, table, s.URL(), after, kills)
+		seq := checkNotAhead(t, pool, table, s, kills)
+		if seq <= last {
+			t.Fatalf("kill %d: the checkpoint did not advance during the cycle (%d, then %d): no progress under rolling restarts", kills, last, seq)
+		}
+		last = seq
 	}
-	cmd := child()
+	cmd := child(true)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("final run: %v\n%s", err, out)
 	}
-	var rows, distinct, minN, maxN int
-	if err := pool.QueryRow(ctx, fmt.Sprintf(`SELECT count(*), count(DISTINCT n), min(n), max(n) FROM %s`, pgx.Identifier{table}.Sanitize())).Scan(&rows, &distinct, &minN, &maxN); err != nil {
+	var rows, distinct, minN, maxN, misplaced int
+	if err := pool.QueryRow(ctx, fmt.Sprintf(`SELECT count(*), count(DISTINCT n), min(n), max(n), count(*) FILTER (WHERE position <> n) FROM %s`,
+		pgx.Identifier{table}.Sanitize())).Scan(&rows, &distinct, &minN, &maxN, &misplaced); err != nil {
 		t.Fatal(err)
 	}
-	if rows != n || distinct != n || minN != 0 || maxN != n-1 {
-		t.Fatalf("after %d kills: %d rows, %d distinct events, range %d..%d; want %d exactly once", kills, rows, distinct, minN, maxN, n)
+	if rows != n || distinct != n || minN != 0 || maxN != n-1 || misplaced != 0 {
+		t.Fatalf("after %d kills: %d rows, %d distinct events, range %d..%d, %d not at their position; want %d exactly once",
+			kills, rows, distinct, minN, maxN, misplaced, n)
 	}
-	checkNotAhead(t, pool, table, s.URL(), after, kills)
+	if seq := checkNotAhead(t, pool, table, s, kills); seq != n {
+		t.Fatalf("final checkpoint at position %d, want %d", seq, n)
+	}
 }
 
-// checkNotAhead fails if an event before the saved checkpoint is missing from the table.
-func checkNotAhead(t *testing.T, pool *pgxpool.Pool, table, streamURL string, after []dsclient.Offset, kill int) {
+// checkNotAhead fails if an event before the saved checkpoint is missing from the table, and
+// returns the checkpoint's position number (-1 when none is saved).
+func checkNotAhead(t *testing.T, pool *pgxpool.Pool, table string, s *dsclient.Stream, kill int) int64 {
 	t.Helper()
 	ctx := context.Background()
 	store, err := pgstore.New(ctx, pool, pgstore.Options{Table: table + "_ckpt"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	saved, _, err := store.Load(ctx, ack.CheckpointKey("crash", streamURL))
+	u, err := url.Parse(s.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	have := map[int]bool{}
-	rows, err := pool.Query(ctx, fmt.Sprintf("SELECT n FROM %s", pgx.Identifier{table}.Sanitize()))
+	saved, found, err := store.Load(ctx, ack.CheckpointKey("crash", u.Path))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for rows.Next() {
-		var v int
-		rows.Scan(&v)
-		have[v] = true
+	if !found {
+		t.Logf("kill %d: no checkpoint yet", kill)
+		return -1
 	}
-	if rows.Err() != nil {
-		t.Fatal(rows.Err())
+	pos, err := ack.ParsePosition(saved)
+	if err != nil {
+		t.Fatal(err)
 	}
-	covered := 0
-	for i, off := range after {
-		if saved != "" && off <= dsclient.Offset(saved) {
-			covered++
-			if !have[i] {
-				t.Fatalf("kill %d: checkpoint %q is ahead of the rows: event %d (offset %q) is missing", kill, saved, i, off)
-			}
-		}
+	var missing, rows int
+	if err := pool.QueryRow(ctx, fmt.Sprintf(`SELECT $1::bigint - count(*) FILTER (WHERE n < $1), count(*) FROM %s`,
+		pgx.Identifier{table}.Sanitize()), pos.Seq).Scan(&missing, &rows); err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("kill %d: checkpoint covers %d events, table has %d", kill, covered, len(have))
+	if missing != 0 {
+		t.Fatalf("kill %d: checkpoint %q is ahead of the rows: %d of the %d events before it are missing", kill, saved, missing, pos.Seq)
+	}
+	t.Logf("kill %d: checkpoint %q covers %d events, table has %d", kill, saved, pos.Seq, rows)
+	return pos.Seq
 }

@@ -2,6 +2,7 @@ package durablestreams
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -97,8 +98,8 @@ func (p *Producer[T]) loadStart(ctx context.Context) (ack.Position, error) {
 			}
 			d := bo.Next()
 			p.log.Warn("durablestreams: loading the checkpoint failed; retrying", "key", key, "in", d, "err", err)
-			if err := p.sleep(ctx, d); err != nil {
-				return ack.Position{}, fmt.Errorf("durablestreams: load checkpoint %q: %w", key, err)
+			if serr := p.sleep(ctx, d); serr != nil {
+				return ack.Position{}, fmt.Errorf("durablestreams: load checkpoint %q: %w", key, errors.Join(err, serr))
 			}
 		}
 	}

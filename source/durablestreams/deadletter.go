@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
 	"github.com/sluice-go/sluice/dsclient"
 
 	"github.com/sluice-go/sluice/pipeline"

@@ -27,11 +27,7 @@ func runStopAfter(t *testing.T, p *ds.Producer[event], stopAfter int) *seen {
 	var pl *pipeline.Pipeline[event]
 	var once sync.Once
 	pl = eventPipeline(t, p, func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
-		got.add(ms)
-		got.mu.Lock()
-		total := got.total
-		got.mu.Unlock()
-		if stopAfter > 0 && total >= stopAfter {
+		if total := got.add(ms); stopAfter > 0 && total >= stopAfter {
 			once.Do(pl.Stop)
 		}
 		return nil
@@ -180,8 +176,7 @@ func TestProducerStopCancelsLiveRead(t *testing.T) {
 	caught := make(chan struct{})
 	var once sync.Once
 	pl := eventPipeline(t, p, func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
-		got.add(ms)
-		if got.total == 10 {
+		if got.add(ms) == 10 {
 			once.Do(func() { close(caught) })
 		}
 		return nil

@@ -1,8 +1,9 @@
 package durablestreams
 
 import (
-	"github.com/sluice-go/sluice/ack"
 	"time"
+
+	"github.com/sluice-go/sluice/ack"
 
 	"github.com/sluice-go/sluice/dsclient"
 )

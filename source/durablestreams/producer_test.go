@@ -25,13 +25,15 @@ type seen struct {
 
 func newSeen() *seen { return &seen{count: map[int]int{}} }
 
-func (s *seen) add(ms []pipeline.Message[event]) {
+// add records ms and returns how many events were seen in all, read under the lock.
+func (s *seen) add(ms []pipeline.Message[event]) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range ms {
 		s.count[ms[i].Data.N]++
 		s.total++
 	}
+	return s.total
 }
 
 // exactlyOnce fails unless events 0..n-1 were each seen once.

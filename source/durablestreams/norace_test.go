@@ -1,0 +1,5 @@
+//go:build !race
+
+package durablestreams_test
+
+const raceDetector = false
