@@ -1,49 +1,48 @@
-// Command postgres compares writing the same rows to PostgreSQL through a Sluice pipeline with
-// one bare pgx CopyFrom:
+// Command postgres compares writing the same rows to PostgreSQL through a Sluice pipeline
+// into the sink/pgsink modes with one bare pgx CopyFrom:
 //
 //	cd bench && go run ./postgres [-n 1000000] [-rounds 3] [-dsn postgres://...]
 //
-// Variants, in an order that alternates from round to round, each into a fresh table keyed by
-// source position (stream, chunk offset, index):
+// Every variant gets the same n rows, (stream, position, id, user, type, amount) with
+// positions 0 to n-1 of one stream, in a fresh table, and the variants run in an order that
+// alternates from round to round:
 //
-//   - bare CopyFrom: one pgx CopyFrom of every row, on one connection: the limit.
-//   - sluice, staging + insert-if-absent: a pipeline (an in-memory producer, 2 processors, a
-//     batcher of 10,000 rows with 2 batch processors) whose batch handler copies each batch into a
-//     temporary staging table and moves it with INSERT … ON CONFLICT DO NOTHING, in one
-//     transaction (examples/postgres with -staging).
-//   - sluice, COPY; insert-if-absent on redelivery: the same pipeline whose handler copies each
-//     batch straight into the table, and only when that fails on a row already there (a
-//     redelivered batch) goes through staging and insert-if-absent: the idempotent sink of
-//     examples/postgres. Both idempotent sinks put each batch's rows in source-position
-//     order first, as the example does, so that concurrent writers never deadlock.
-//   - sluice, insert-if-absent from arrays: one INSERT … SELECT FROM unnest(…) ON CONFLICT DO
-//     NOTHING per batch.
-//   - sluice, COPY per batch: the same pipeline whose handler copies each batch straight into the
-//     table (not idempotent; the pipeline's own cost).
+//   - bare CopyFrom: one pgx CopyFrom of every row, on one connection, into a table keyed
+//     by (stream, position): the limit.
+//   - pgsink InsertOnce: a pipeline (a producer of the rows with their stream and position,
+//     2 processors, a batcher of 10,000 rows with 2 batch processors) into pgsink's
+//     InsertOnce sink, keyed by position, into the same table: COPY per batch.
+//   - pgsink InsertOnce, every batch redelivered: the same, into a table that holds one row
+//     of every 5,000 already, so that every batch's COPY meets a row there and the batch
+//     goes through staging and INSERT … ON CONFLICT DO NOTHING: the cost of a redelivery.
+//   - pgsink Upsert: the same pipeline into the Upsert sink (key id, versioned by position)
+//     of a table keyed by id: staging and INSERT … ON CONFLICT DO UPDATE per batch.
+//   - pgsink ApplyOnce: the same pipeline into the ApplyOnce sink, whose Apply adds each
+//     batch's per-user amounts to a totals table; the applied table records every
+//     position.
+//   - sluice, plain COPY per batch: the same pipeline whose handler is a bare CopyFrom of the
+//     batch (not idempotent): the pipeline's own cost.
 //
-// Every run checks the table's row count and the sum of the ids; a run that fails the check is
+// Every run checks what it wrote (row counts and sums); a run that fails its check is
 // INVALID and left out of the medians.
 package main
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"os"
 	"slices"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sluice-go/sluice/bench/internal/dsload"
 	"github.com/sluice-go/sluice/pipeline"
-	"github.com/sluice-go/sluice/producer"
+	"github.com/sluice-go/sluice/sink/pgsink"
 )
 
 func main() {
@@ -64,7 +63,7 @@ func main() {
 	_ = pool.QueryRow(ctx, "SHOW server_version").Scan(&pgVersion)
 	fmt.Printf("PostgreSQL %s at %s; %d rows of ~100 bytes per run, %d rounds; pipeline: batches of %d, %d batch processors\n\n",
 		pgVersion, *dsn, *n, *rounds, *batch, *conc)
-	res, err := measure(ctx, pool, *n, *rounds, *batch, *conc, func(s string) { fmt.Println(s) })
+	res, err := measure(ctx, pool, config{n: *n, rounds: *rounds, batch: *batch, conc: *conc}, func(s string) { fmt.Println(s) })
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -73,7 +72,7 @@ func main() {
 	for _, r := range res {
 		fmt.Printf("%-46s %12.0f %7.2fx\n", r.name, r.rate, r.ratio)
 	}
-	fmt.Println("target: the idempotent pipeline >= 0.80x the bare CopyFrom")
+	fmt.Println("target: pgsink InsertOnce >= 0.85x the bare CopyFrom")
 }
 
 func defaultDSN() string {
@@ -83,61 +82,59 @@ func defaultDSN() string {
 	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 }
 
-// row is one row: a source position and an event's fields.
+type config struct {
+	n, rounds, batch, conc int
+}
+
+// row is one event's fields; its position is its index.
 type row struct {
-	stream string
-	chunk  string
-	idx    int32
 	id     int64
 	user   string
 	typ    string
 	amount float64
 }
 
-var columns = []string{"stream", "chunk_start", "idx", "id", "user_id", "type", "amount"}
+const stream = "/v1/stream/bench-orders"
 
-const streamURL = "http://127.0.0.1:4437/v1/stream/bench-orders"
-
-// rowAt returns row i: chunks of 1000 rows, as a stream reader would give them.
+// rowAt returns row i.
 func rowAt(i int) row {
-	return row{stream: streamURL, chunk: fmt.Sprintf("0000000000000000_%016d", i/1000*100_000), idx: int32(i % 1000),
-		id: int64(i), user: fmt.Sprintf("u%d", i%300), typ: "purchase", amount: float64(i%100) + 0.5}
+	return row{id: int64(i), user: fmt.Sprintf("u%d", i%300), typ: "purchase", amount: float64(i%100) + 0.5}
 }
 
-// comparePosition orders rows by source position: stream, chunk start, index.
-func comparePosition(a, b *row) int {
-	if c := strings.Compare(a.stream, b.stream); c != 0 {
-		return c
-	}
-	if c := strings.Compare(a.chunk, b.chunk); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.idx, b.idx)
-}
+// keyed is the table every InsertOnce variant and the bare CopyFrom write.
+const keyed = `stream text NOT NULL, position bigint NOT NULL, id bigint NOT NULL, user_id text NOT NULL,
+	type text NOT NULL, amount double precision NOT NULL, PRIMARY KEY (stream, position)`
 
-func (r *row) values() []any {
-	return []any{r.stream, r.chunk, r.idx, r.id, r.user, r.typ, r.amount}
-}
+var keyedColumns = []string{"stream", "position", "id", "user_id", "type", "amount"}
 
+// variant is one way of writing the rows: setup prepares table (fresh, empty) untimed, run
+// writes the rows, check verifies the result.
 type variant struct {
-	name string
-	run  func(ctx context.Context, pool *pgxpool.Pool, table string, rows []row, batch, conc int) error
+	name  string
+	setup func(ctx context.Context, pool *pgxpool.Pool, table string, n int) error
+	run   func(ctx context.Context, pool *pgxpool.Pool, table string, rows []row, cfg config) error
+	check func(ctx context.Context, pool *pgxpool.Pool, table string, n int) error
 }
 
 var variants = []variant{
-	{"bare CopyFrom", bareCopy},
-	{"sluice, staging + insert-if-absent", func(ctx context.Context, pool *pgxpool.Pool, table string, rows []row, batch, conc int) error {
-		return viaPipeline(ctx, pool, table, rows, batch, conc, sinkStaging)
-	}},
-	{"sluice, COPY; insert-if-absent on redelivery", func(ctx context.Context, pool *pgxpool.Pool, table string, rows []row, batch, conc int) error {
-		return viaPipeline(ctx, pool, table, rows, batch, conc, sinkOptimistic)
-	}},
-	{"sluice, COPY per batch", func(ctx context.Context, pool *pgxpool.Pool, table string, rows []row, batch, conc int) error {
-		return viaPipeline(ctx, pool, table, rows, batch, conc, sinkCopy)
-	}},
-	{"sluice, insert-if-absent from arrays", func(ctx context.Context, pool *pgxpool.Pool, table string, rows []row, batch, conc int) error {
-		return viaPipeline(ctx, pool, table, rows, batch, conc, sinkUnnest)
-	}},
+	{"bare CopyFrom", createKeyed, bareCopy, checkKeyed},
+	{"pgsink InsertOnce", createKeyed, insertOnce, checkKeyed},
+	{"pgsink InsertOnce, every batch redelivered", func(ctx context.Context, pool *pgxpool.Pool, table string, n int) error {
+		if err := createKeyed(ctx, pool, table, n); err != nil {
+			return err
+		}
+		_, err := pool.Exec(ctx, `INSERT INTO `+table+` SELECT $1, p, p, 'u' || (p % 300), 'purchase', (p % 100) + 0.5
+			FROM generate_series(0, $2::bigint - 1, 5000) AS p`, stream, n)
+		return err
+	}, insertOnce, checkKeyed},
+	{"pgsink Upsert", func(ctx context.Context, pool *pgxpool.Pool, table string, _ int) error {
+		return create(ctx, pool, table, `id bigint PRIMARY KEY, user_id text NOT NULL, type text NOT NULL,
+			amount double precision NOT NULL, position bigint NOT NULL`)
+	}, upsert, checkUpsert},
+	{"pgsink ApplyOnce", func(ctx context.Context, pool *pgxpool.Pool, table string, _ int) error {
+		return create(ctx, pool, table+"_totals", "user_id text PRIMARY KEY, total double precision NOT NULL, n bigint NOT NULL")
+	}, applyOnce, checkApplyOnce},
+	{"sluice, plain COPY per batch", createKeyed, plainCopy, checkKeyed},
 }
 
 type result struct {
@@ -145,16 +142,16 @@ type result struct {
 	rate, ratio float64
 }
 
-// measure runs every variant rounds times and returns medians of rows/s and of the ratio to
-// the bare CopyFrom of the same round.
-func measure(ctx context.Context, pool *pgxpool.Pool, n, rounds, batch, conc int, logf func(string)) ([]result, error) {
-	rows := make([]row, n)
+// measure runs every variant cfg.rounds times and returns medians of rows/s and of the
+// ratio to the bare CopyFrom of the same round.
+func measure(ctx context.Context, pool *pgxpool.Pool, cfg config, logf func(string)) ([]result, error) {
+	rows := make([]row, cfg.n)
 	for i := range rows {
 		rows[i] = rowAt(i)
 	}
 	rates := make([][]float64, len(variants))
 	ratios := make([][]float64, len(variants))
-	for r := range rounds {
+	for r := range cfg.rounds {
 		order := make([]int, len(variants))
 		for i := range order {
 			order[i] = (i + r) % len(variants)
@@ -166,22 +163,24 @@ func measure(ctx context.Context, pool *pgxpool.Pool, n, rounds, batch, conc int
 		for _, vi := range order {
 			v := variants[vi]
 			table := fmt.Sprintf("sluice_bench_pg_%d", vi)
-			if err := freshTable(ctx, pool, table); err != nil {
-				return nil, err
-			}
-			t0 := time.Now()
-			err := v.run(ctx, pool, table, rows, batch, conc)
-			el := time.Since(t0)
+			drop(ctx, pool, table)
+			err := v.setup(ctx, pool, table, cfg.n)
+			var el time.Duration
 			if err == nil {
-				err = check(ctx, pool, table, n)
+				t0 := time.Now()
+				err = v.run(ctx, pool, table, rows, cfg)
+				el = time.Since(t0)
 			}
-			pool.Exec(ctx, "DROP TABLE IF EXISTS "+table)
+			if err == nil {
+				err = v.check(ctx, pool, table, cfg.n)
+			}
+			drop(ctx, pool, table)
 			if err != nil {
-				logf(fmt.Sprintf("round %d/%d %-46s INVALID: %v", r+1, rounds, v.name, err))
+				logf(fmt.Sprintf("round %d/%d %-46s INVALID: %v", r+1, cfg.rounds, v.name, err))
 				continue
 			}
-			got[vi] = float64(n) / el.Seconds()
-			logf(fmt.Sprintf("round %d/%d %-46s %10.0f rows/s", r+1, rounds, v.name, got[vi]))
+			got[vi] = float64(cfg.n) / el.Seconds()
+			logf(fmt.Sprintf("round %d/%d %-46s %10.0f rows/s", r+1, cfg.rounds, v.name, got[vi]))
 		}
 		for vi := range variants {
 			if got[vi] > 0 {
@@ -199,98 +198,152 @@ func measure(ctx context.Context, pool *pgxpool.Pool, n, rounds, batch, conc int
 	return out, nil
 }
 
-func freshTable(ctx context.Context, pool *pgxpool.Pool, table string) error {
-	_, err := pool.Exec(ctx, fmt.Sprintf(`DROP TABLE IF EXISTS %[1]s;
-		CREATE TABLE %[1]s (stream text NOT NULL, chunk_start text NOT NULL, idx int NOT NULL, id bigint NOT NULL,
-			user_id text NOT NULL, type text NOT NULL, amount double precision NOT NULL, PRIMARY KEY (stream, chunk_start, idx))`, table))
+func create(ctx context.Context, pool *pgxpool.Pool, table, defs string) error {
+	_, err := pool.Exec(ctx, "CREATE TABLE "+table+" ("+defs+")")
 	return err
 }
 
-func check(ctx context.Context, pool *pgxpool.Pool, table string, n int) error {
-	var count, sum int64
-	if err := pool.QueryRow(ctx, "SELECT count(*), coalesce(sum(id), 0) FROM "+table).Scan(&count, &sum); err != nil {
+func createKeyed(ctx context.Context, pool *pgxpool.Pool, table string, _ int) error {
+	return create(ctx, pool, table, keyed)
+}
+
+// drop drops table and the tables the variants make beside it.
+func drop(ctx context.Context, pool *pgxpool.Pool, table string) {
+	pool.Exec(ctx, "DROP TABLE IF EXISTS "+table+", "+table+"_totals")
+}
+
+// checkKeyed checks that table holds rows 0 to n-1, each once, at its position.
+func checkKeyed(ctx context.Context, pool *pgxpool.Pool, table string, n int) error {
+	var count, sum, misplaced int64
+	if err := pool.QueryRow(ctx, "SELECT count(*), coalesce(sum(id), 0), count(*) FILTER (WHERE id <> position OR stream <> $1) FROM "+table,
+		stream).Scan(&count, &sum, &misplaced); err != nil {
 		return err
 	}
-	if count != int64(n) || sum != int64(n)*int64(n-1)/2 {
-		return fmt.Errorf("%d rows with id sum %d, want %d rows with sum %d", count, sum, n, int64(n)*int64(n-1)/2)
+	if count != int64(n) || sum != int64(n)*int64(n-1)/2 || misplaced != 0 {
+		return fmt.Errorf("%d rows with id sum %d (%d misplaced), want %d rows with sum %d", count, sum, misplaced, n, int64(n)*int64(n-1)/2)
 	}
 	return nil
 }
 
-func bareCopy(ctx context.Context, pool *pgxpool.Pool, table string, rows []row, _, _ int) error {
-	_, err := pool.CopyFrom(ctx, pgx.Identifier{table}, columns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-		return rows[i].values(), nil
+func checkUpsert(ctx context.Context, pool *pgxpool.Pool, table string, n int) error {
+	var count, sum, stale int64
+	if err := pool.QueryRow(ctx, "SELECT count(*), coalesce(sum(id), 0), count(*) FILTER (WHERE position <> id) FROM "+table).Scan(&count, &sum, &stale); err != nil {
+		return err
+	}
+	if count != int64(n) || sum != int64(n)*int64(n-1)/2 || stale != 0 {
+		return fmt.Errorf("%d rows with id sum %d (%d stale), want %d rows with sum %d", count, sum, stale, n, int64(n)*int64(n-1)/2)
+	}
+	return nil
+}
+
+func checkApplyOnce(ctx context.Context, pool *pgxpool.Pool, table string, n int) error {
+	var applied, counted int64
+	var total float64
+	if err := pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM "+table+"), sum(n), sum(total) FROM "+table+"_totals").Scan(&applied, &counted, &total); err != nil {
+		return err
+	}
+	var want float64
+	for i := range n {
+		want += rowAt(i).amount
+	}
+	if applied != int64(n) || counted != int64(n) || total != want {
+		return fmt.Errorf("%d keys applied, %d counted, total %.1f; want %d, %d, %.1f", applied, counted, total, n, n, want)
+	}
+	return nil
+}
+
+func bareCopy(ctx context.Context, pool *pgxpool.Pool, table string, rows []row, _ config) error {
+	_, err := pool.CopyFrom(ctx, pgx.Identifier{table}, keyedColumns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+		r := &rows[i]
+		return []any{stream, int64(i), r.id, r.user, r.typ, r.amount}, nil
 	}))
 	return err
 }
 
-type sinkKind int
+// values is the sinks' ValuesFunc: the columns after stream and position, which the sink
+// fills itself.
+func values(dst []any, m *pipeline.Message[row]) ([]any, error) {
+	return append(dst, m.Data.id, m.Data.user, m.Data.typ, m.Data.amount), nil
+}
 
-const (
-	sinkStaging sinkKind = iota
-	sinkCopy
-	sinkUnnest
-	sinkOptimistic
-)
+func insertOnce(ctx context.Context, pool *pgxpool.Pool, table string, rows []row, cfg config) error {
+	sink, err := pgsink.New(pgsink.Options[row]{DB: pool, Table: table, Columns: []string{"id", "user_id", "type", "amount"}, Values: values})
+	if err != nil {
+		return err
+	}
+	return viaPipeline(ctx, rows, cfg, sink)
+}
 
-func viaPipeline(ctx context.Context, pool *pgxpool.Pool, table string, rows []row, batch, conc int, kind sinkKind) error {
-	unnest := "INSERT INTO " + table + " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::float8[]) ON CONFLICT DO NOTHING"
-	insert := "INSERT INTO " + table + ` SELECT * FROM staging ORDER BY stream COLLATE "C", chunk_start COLLATE "C", idx ON CONFLICT DO NOTHING`
-	createStaging := "CREATE TEMP TABLE staging (LIKE " + table + ") ON COMMIT DROP"
-	handler := pipeline.BatchHandlerFunc[row](func(ctx context.Context, ms []pipeline.Message[row], _ pipeline.BatchInfo) error {
-		// The idempotent sinks insert in source-position order, as examples/postgres does, so
-		// that concurrent writers of the same rows never deadlock.
-		order := make([]int, len(ms))
-		for i := range order {
-			order[i] = i
-		}
-		if kind == sinkStaging || kind == sinkOptimistic {
-			slices.SortFunc(order, func(a, b int) int { return comparePosition(&ms[a].Data, &ms[b].Data) })
-		}
-		src := pgx.CopyFromSlice(len(ms), func(i int) ([]any, error) { return ms[order[i]].Data.values(), nil })
-		if kind == sinkUnnest {
-			streams, chunks, users, types := make([]string, len(ms)), make([]string, len(ms)), make([]string, len(ms)), make([]string, len(ms))
-			idx, ids, amounts := make([]int32, len(ms)), make([]int64, len(ms)), make([]float64, len(ms))
-			for i := range ms {
-				r := &ms[i].Data
-				streams[i], chunks[i], idx[i], ids[i], users[i], types[i], amounts[i] = r.stream, r.chunk, r.idx, r.id, r.user, r.typ, r.amount
-			}
-			_, err := pool.Exec(ctx, unnest, streams, chunks, idx, ids, users, types, amounts)
+func upsert(ctx context.Context, pool *pgxpool.Pool, table string, rows []row, cfg config) error {
+	sink, err := pgsink.New(pgsink.Options[row]{DB: pool, Mode: pgsink.Upsert, Table: table,
+		Columns: []string{"id", "user_id", "type", "amount"}, Key: []string{"id"}, Values: values})
+	if err != nil {
+		return err
+	}
+	return viaPipeline(ctx, rows, cfg, sink)
+}
+
+func applyOnce(ctx context.Context, pool *pgxpool.Pool, table string, rows []row, cfg config) error {
+	totals := pgx.Identifier{table + "_totals"}.Sanitize()
+	sink, err := pgsink.New(pgsink.Options[row]{DB: pool, Mode: pgsink.ApplyOnce, Table: table,
+		Columns: []string{"user_id", "amount"}, ColumnTypes: []string{"text", "double precision"},
+		Values: func(dst []any, m *pipeline.Message[row]) ([]any, error) {
+			return append(dst, m.Data.user, m.Data.amount), nil
+		},
+		Apply: func(ctx context.Context, tx pgx.Tx, fresh pgsink.Fresh[row]) error {
+			_, err := tx.Exec(ctx, `INSERT INTO `+totals+` AS t (user_id, total, n)
+				SELECT user_id, sum(amount), count(*) FROM `+fresh.Table+` GROUP BY user_id ORDER BY user_id
+				ON CONFLICT (user_id) DO UPDATE SET total = t.total + EXCLUDED.total, n = t.n + EXCLUDED.n`)
 			return err
-		}
-		if kind == sinkCopy || kind == sinkOptimistic {
-			_, err := pool.CopyFrom(ctx, pgx.Identifier{table}, columns, src)
-			var pe *pgconn.PgError
-			if kind == sinkCopy || !errors.As(err, &pe) || pe.Code != "23505" {
-				return err
-			}
-			// Some rows are there already: a redelivered batch. The COPY changed nothing;
-			// go through staging and insert what is missing.
-			src = pgx.CopyFromSlice(len(ms), func(i int) ([]any, error) { return ms[order[i]].Data.values(), nil })
-		}
-		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, createStaging); err != nil {
-				return err
-			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging"}, columns, src); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, insert)
-			return err
-		})
-	})
+		}})
+	if err != nil {
+		return err
+	}
+	return viaPipeline(ctx, rows, cfg, sink)
+}
+
+func plainCopy(ctx context.Context, pool *pgxpool.Pool, table string, rows []row, cfg config) error {
+	return viaPipeline(ctx, rows, cfg, pipeline.BatchHandlerFunc[row](func(ctx context.Context, ms []pipeline.Message[row], _ pipeline.BatchInfo) error {
+		_, err := pool.CopyFrom(ctx, pgx.Identifier{table}, keyedColumns, pgx.CopyFromSlice(len(ms), func(i int) ([]any, error) {
+			m := &ms[i]
+			return []any{m.Metadata.Stream, m.Metadata.Position, m.Data.id, m.Data.user, m.Data.typ, m.Data.amount}, nil
+		}))
+		return err
+	}))
+}
+
+// producer produces rows with their stream and position, as the Durable Streams producer
+// does.
+type producer struct {
+	mu   sync.Mutex
+	rows []row
+	next int
+}
+
+func (p *producer) Produce(_ context.Context, msgs []pipeline.Message[row]) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for n < len(msgs) && p.next < len(p.rows) {
+		msgs[n].Data = p.rows[p.next]
+		msgs[n].Metadata = pipeline.Metadata{Stream: stream, Position: int64(p.next)}
+		p.next++
+		n++
+	}
+	if p.next == len(p.rows) {
+		return n, pipeline.ErrEndOfInput
+	}
+	return n, nil
+}
+
+func viaPipeline(ctx context.Context, rows []row, cfg config, handler pipeline.BatchHandler[row]) error {
 	var failed error
 	p, err := pipeline.New(pipeline.Options[row]{
-		Name: "bench-postgres",
-		Producer: producer.Generate(func(i int) (row, bool) {
-			if i >= len(rows) {
-				return row{}, false
-			}
-			return rows[i], true
-		}, nil),
+		Name:     "bench-postgres",
+		Producer: &producer{rows: rows},
 		Processors: []pipeline.ProcessorOptions[row]{{Concurrency: 2,
 			Handler: pipeline.HandlerFunc[row](func(context.Context, *pipeline.Message[row]) error { return nil })}},
-		Batchers:       map[string]pipeline.BatcherOptions[row]{"db": {BatchSize: batch, BatchTimeout: time.Second, Concurrency: conc, Handler: handler}},
+		Batchers:       map[string]pipeline.BatcherOptions[row]{"db": {BatchSize: cfg.batch, BatchTimeout: time.Second, Concurrency: cfg.conc, Handler: handler}},
 		DefaultBatcher: "db",
 		Failure: pipeline.FailureOptions[row]{Policy: pipeline.FailHalt, Handler: pipeline.FailureHandlerFunc[row](func(_ context.Context, ms []pipeline.Message[row]) error {
 			failed = ms[0].Err()

@@ -4,10 +4,12 @@ import (
 	"context"
 	"os"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// A small run of every variant passes its row-count and sum checks.
-func TestVariantsWriteEveryRow(t *testing.T) {
+func testPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
 	pool, err := pgReachable(context.Background(), defaultDSN())
 	if err != nil {
 		if os.Getenv("SLUICE_REQUIRE_POSTGRES") == "1" {
@@ -15,8 +17,14 @@ func TestVariantsWriteEveryRow(t *testing.T) {
 		}
 		t.Skipf("PostgreSQL unreachable: %v", err)
 	}
-	defer pool.Close()
-	res, err := measure(context.Background(), pool, 3000, 1, 500, 2, func(s string) { t.Log(s) })
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// A small run of every variant passes its checks.
+func TestVariantsWriteEveryRow(t *testing.T) {
+	pool := testPool(t)
+	res, err := measure(context.Background(), pool, config{n: 3000, rounds: 1, batch: 500, conc: 2}, func(s string) { t.Log(s) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,36 +35,31 @@ func TestVariantsWriteEveryRow(t *testing.T) {
 	}
 }
 
-// The optimistic sink writes a redelivered batch once: the second delivery of the same rows
-// falls back to insert-if-absent and changes nothing.
-func TestOptimisticSinkRedelivery(t *testing.T) {
-	pool, err := pgReachable(context.Background(), defaultDSN())
-	if err != nil {
-		if os.Getenv("SLUICE_REQUIRE_POSTGRES") == "1" {
-			t.Fatalf("PostgreSQL required: %v", err)
-		}
-		t.Skipf("PostgreSQL unreachable: %v", err)
-	}
-	defer pool.Close()
+// The InsertOnce pipeline writes a redelivered stream once: a second and a third run over
+// the same rows (and more) change nothing that is there.
+func TestInsertOnceRedelivery(t *testing.T) {
+	pool := testPool(t)
 	ctx := context.Background()
 	const table = "sluice_bench_pg_redelivery"
-	if err := freshTable(ctx, pool, table); err != nil {
+	drop(ctx, pool, table)
+	if err := createKeyed(ctx, pool, table, 0); err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Exec(ctx, "DROP TABLE IF EXISTS "+table)
+	defer drop(ctx, pool, table)
 	rows := make([]row, 2000)
 	for i := range rows {
 		rows[i] = rowAt(i)
 	}
+	cfg := config{batch: 400, conc: 2}
 	for range 2 {
-		if err := viaPipeline(ctx, pool, table, rows[:1500], 400, 2, sinkOptimistic); err != nil {
+		if err := insertOnce(ctx, pool, table, rows[:1500], cfg); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := viaPipeline(ctx, pool, table, rows, 400, 2, sinkOptimistic); err != nil {
+	if err := insertOnce(ctx, pool, table, rows, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if err := check(ctx, pool, table, len(rows)); err != nil {
+	if err := checkKeyed(ctx, pool, table, len(rows)); err != nil {
 		t.Fatal(err)
 	}
 }
