@@ -22,11 +22,11 @@ var ErrEmptyKey = errors.New("ack: empty checkpoint key")
 // Save never moves a key's value backwards: it replaces the saved value only when
 // [Supersedes](value, saved) holds. A Save whose position is before the saved one (a late
 // save from a stale process, say) is ignored and returns nil: the store already holds a
-// later position. A saved sentinel ("-1", "now") is always replaceable, and a sentinel never
-// replaces a real position. Values that do not parse as positions ([ParsePosition]) are
-// simply replaced, so a store keeps any source's strings; but a bare value is ordered as an
-// offset, byte-wise, so a source whose offsets do not sort that way must save them in a
-// form that does (fixed-width numbers, for example).
+// later position. A saved "-1" or "now" with nothing after it done is always replaceable,
+// and neither ever replaces a real position. Values that do not parse as positions
+// ([ParsePosition]) are simply replaced, so a store keeps any source's strings; but a
+// bare value is ordered as an offset, byte-wise, so a source whose offsets do not sort
+// that way must save them in a form that does (fixed-width numbers, for example).
 //
 // Save replaces the key's value atomically: a Load never sees a partial value, and a Save
 // that fails leaves the previous value in place. The empty key is refused with an error

@@ -112,8 +112,8 @@ func (s *FileStore) save(ctx context.Context, name, key, offset string) error {
 	if err != nil && !errors.Is(err, errNotCheckpoint) {
 		return err
 	}
-	if found && !Supersedes(offset, saved) {
-		return nil
+	if found && (saved == offset || !Supersedes(offset, saved)) {
+		return nil // there already, or behind what is there
 	}
 	return s.write(ctx, name, key, offset)
 }
