@@ -56,15 +56,16 @@ type Position struct {
 	Seq int64
 }
 
-// PositionError reports a checkpoint value that is not a valid [Position] encoding, or a
-// Position that breaks the rules documented on [ParsePosition].
+// PositionError is the error of [ParsePosition]: a checkpoint value that is not the
+// encoding of a valid [Position], by the rules documented there.
 type PositionError struct {
-	// Value is the value as given (for a Position, its encoding).
+	// Value is the value as given.
 	Value string
 	// Reason says what is wrong with it.
 	Reason string
 }
 
+// Error names the value and the reason.
 func (e *PositionError) Error() string {
 	return fmt.Sprintf("ack: bad checkpoint position %q: %s", e.Value, e.Reason)
 }
@@ -72,7 +73,7 @@ func (e *PositionError) Error() string {
 // String returns the position's checkpoint encoding, described on [Position]: the bare
 // Offset when Skip is 0 and Seq is -1, "Offset,Skip,Seq" otherwise. It does not check the
 // position: the encoding of a position that breaks the rules of [ParsePosition] does not
-// parse back. It allocates at most one string.
+// parse back. It does not block.
 func (p Position) String() string {
 	if p.Skip == 0 && p.Seq == -1 {
 		return p.Offset
