@@ -14,26 +14,37 @@ import (
 	"github.com/sluice-go/sluice/internal/refserver"
 )
 
-// TestPullWakeLikeReferenceServer runs one pull-wake scenario against dstest and the
-// reference server 0.3.7 and compares what both answer: statuses, error codes, holders,
-// generations, link types, next_wake, the wake events, and how cursors relate to tails
-// (offsets themselves are opaque and may differ).
-func TestPullWakeLikeReferenceServer(t *testing.T) {
-	ref := refserver.ForTest(t, refserver.Options{LongPollTimeout: 3 * time.Second})
+// TestSubscriptionsLikeReferenceServer runs a pull-wake and a webhook scenario against dstest
+// and the reference server 0.3.7 (with webhooks) and compares what both answer: statuses,
+// error codes, holders, generations, link types, next_wake, wake events, deliveries and
+// their signatures, and how cursors relate to tails (offsets themselves are opaque and may
+// differ).
+func TestSubscriptionsLikeReferenceServer(t *testing.T) {
+	ref := refserver.ForTest(t, refserver.Options{LongPollTimeout: 3 * time.Second, Webhooks: true})
 	ours := newTestServer(t, Options{LongPollTimeout: 3 * time.Second})
-	want := pullWakeTranscript(t, ref.StreamURL(""))
-	got := pullWakeTranscript(t, ours.StreamURL(""))
-	for i := range max(len(got), len(want)) {
-		var g, w string
-		if i < len(got) {
-			g = got[i]
-		}
-		if i < len(want) {
-			w = want[i]
-		}
-		if g != w {
-			t.Errorf("step %d:\n dstest:    %s\n reference: %s", i, g, w)
-		}
+	for _, tc := range []struct {
+		name   string
+		script func(t *testing.T, root string) []string
+	}{
+		{"pull-wake", pullWakeTranscript},
+		{"webhook", webhookTranscript},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := tc.script(t, ref.StreamURL(""))
+			got := tc.script(t, ours.StreamURL(""))
+			for i := range max(len(got), len(want)) {
+				var g, w string
+				if i < len(got) {
+					g = got[i]
+				}
+				if i < len(want) {
+					w = want[i]
+				}
+				if g != w {
+					t.Errorf("step %d:\n dstest:    %s\n reference: %s", i, g, w)
+				}
+			}
+		})
 	}
 }
 
@@ -250,27 +261,8 @@ func pullWakeTranscript(t *testing.T, root string) []string {
 	return out
 }
 
-// TestWebhookLikeReferenceServer runs one webhook scenario against dstest and the reference
-// server 0.3.7 (started with webhooks) and compares what the receiver and the client see.
-func TestWebhookLikeReferenceServer(t *testing.T) {
-	ref := refserver.ForTest(t, refserver.Options{Webhooks: true})
-	ours := newTestServer(t, Options{})
-	want := webhookTranscript(t, ref.StreamURL(""))
-	got := webhookTranscript(t, ours.StreamURL(""))
-	for i := range max(len(got), len(want)) {
-		var g, w string
-		if i < len(got) {
-			g = got[i]
-		}
-		if i < len(want) {
-			w = want[i]
-		}
-		if g != w {
-			t.Errorf("step %d:\n dstest:    %s\n reference: %s", i, g, w)
-		}
-	}
-}
-
+// webhookTranscript runs the webhook scenario against the stream root root and describes
+// what the receiver and the client see, one line a step.
 func webhookTranscript(t *testing.T, root string) []string {
 	var out []string
 	note := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
@@ -335,6 +327,7 @@ func webhookTranscript(t *testing.T, root string) []string {
 			}
 			s = append(s, fmt.Sprintf("%s:%s:acked=%s:tail=%v:pending=%v", st.Path, st.LinkType, acked, st.TailOffset == tails[st.Path], st.HasPending))
 		}
+		slices.Sort(s)
 		return fmt.Sprintf("generation=%d callback=%v token=%v streams=%s", d.payload.Generation,
 			d.payload.CallbackURL == root+"__ds/subscriptions/h/callback", d.payload.CallbackToken != "", strings.Join(s, " "))
 	}
@@ -349,7 +342,7 @@ func webhookTranscript(t *testing.T, root string) []string {
 		note("%s: %d %v", what, status, e["code"])
 	}
 
-	status, m, _ := call("PUT", "__ds/subscriptions/h", `{"type":"webhook","pattern":"events/*","webhook":{"url":"`+hook.URL+`/hook"},"lease_ttl_ms":5000}`)
+	status, m, _ := call("PUT", "__ds/subscriptions/h", `{"type":"webhook","pattern":"hooks/*","webhook":{"url":"`+hook.URL+`/hook"},"lease_ttl_ms":5000}`)
 	wh, _ := m["webhook"].(map[string]any)
 	signing, _ := wh["signing"].(map[string]any)
 	note("create: %d url=%v alg=%v jwks_url=%v secret=%v", status, wh["url"] == hook.URL+"/hook", signing["alg"], signing["jwks_url"] == root+"__ds/jwks.json", strings.Contains(fmt.Sprint(m), "secret"))
@@ -361,18 +354,18 @@ func webhookTranscript(t *testing.T, root string) []string {
 	resp.Body.Close()
 	jwks = string(b)
 	note("jwks: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"))
-	status, m, _ = call("PUT", "__ds/subscriptions/bad", `{"type":"webhook","pattern":"events/*","webhook":{"url":"https://192.168.0.1/hook"}}`)
+	status, m, _ = call("PUT", "__ds/subscriptions/bad", `{"type":"webhook","pattern":"hooks/*","webhook":{"url":"https://192.168.0.1/hook"}}`)
 	note("private URL: %d %v", status, m["error"].(map[string]any)["code"])
 
 	// A delivery answered {}: the receiver calls back.
-	status, _, hd := call("PUT", "events/a", `{"n":1}`)
-	tails["events/a"] = hd.Get("Stream-Next-Offset")
-	note("create events/a: %d", status)
+	status, _, hd := call("PUT", "hooks/a", `{"n":1}`)
+	tails["hooks/a"] = hd.Get("Stream-Next-Offset")
+	note("create hooks/a: %d", status)
 	d1 := next()
 	note("delivery: %s", describe(d1))
 	callback("heartbeat", d1, false)
 	callback("callback wrong wake", delivered{payload: webhookPayload{WakeID: "w_x", Generation: d1.payload.Generation, CallbackURL: d1.payload.CallbackURL, CallbackToken: d1.payload.CallbackToken}}, false)
-	callback("callback done", d1, true, "events/a", tails["events/a"])
+	callback("callback done", d1, true, "hooks/a", tails["hooks/a"])
 	callback("stale callback", d1, true)
 
 	// A delivery that fails is retried (same wake), then answered {"done":true}.
@@ -382,15 +375,15 @@ func webhookTranscript(t *testing.T, root string) []string {
 		}
 		return 200, `{"done":true}`
 	})
-	appendTo("events/a", `{"n":2}`)
+	appendTo("hooks/a", `{"n":2}`)
 	d2 := next()
 	note("delivery: %s", describe(d2))
 	d3 := next()
 	gap := d3.at.Sub(d2.at)
 	note("retry: %s same wake=%v gap ok=%v", describe(d3), d3.payload.WakeID == d2.payload.WakeID, gap > 700*time.Millisecond && gap < 1300*time.Millisecond)
-	appendTo("events/a", `{"n":3}`)
+	appendTo("hooks/a", `{"n":3}`)
 	d4 := next()
-	note("delivery after done: generation=%d acked at the retried wake's tail: %v", d4.payload.Generation, d4.stream(t, "events/a").AckedOffset == d3.stream(t, "events/a").TailOffset)
+	note("delivery after done: generation=%d acked at the retried wake's tail: %v", d4.payload.Generation, d4.stream(t, "hooks/a").AckedOffset == d3.stream(t, "hooks/a").TailOffset)
 	status, _, _ = call("DELETE", "__ds/subscriptions/h", "")
 	note("delete: %d", status)
 	callback("callback after delete", d4, true)
