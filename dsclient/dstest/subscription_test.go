@@ -516,14 +516,21 @@ func TestSubscriptionFaults(t *testing.T) {
 	})
 }
 
-// An ack whose answer is lost on the way back was applied: retrying it is harmless.
-func TestSubscriptionAckAnswerLost(t *testing.T) {
+// Over the network: a dropped claim claims nothing; an ack whose answer is lost on the way
+// back was applied, and retrying it is harmless.
+func TestSubscriptionDroppedRequests(t *testing.T) {
 	srv := newTestServer(t, Options{})
 	expect(t, 201, "PUT", srv.StreamURL("wake"), "", "Content-Type", "application/json")
 	expect(t, 201, "PUT", srv.StreamURL("events/a"), "", "Content-Type", "application/json")
 	expect(t, 201, "PUT", srv.StreamURL(sub("s")), `{"type":"pull-wake","pattern":"events/*","wake_stream":"wake"}`)
 	resp, _ := expect(t, 204, "POST", srv.StreamURL("events/a"), `{"n":1}`, "Content-Type", "application/json")
 	a1 := resp.Header.Get("Stream-Next-Offset")
+	// A claim dropped before it is served claims nothing: the next one is not refused.
+	must(t, srv.InjectFault(sub("s")+"/claim", Fault{Drop: true}))
+	if resp, err := freshClient.Post(srv.StreamURL(sub("s")+"/claim"), "application/json", strings.NewReader(`{"worker":"lost"}`)); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a dropped claim got status %d", resp.StatusCode)
+	}
 	_, body := expect(t, 200, "POST", srv.StreamURL(sub("s")+"/claim"), `{"worker":"w"}`)
 	var c claimed
 	decode(t, body, &c)
