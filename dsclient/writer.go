@@ -303,14 +303,15 @@ func (w *Writer) pump() {
 		}
 		w.startEpoch(max(w.moveTo, w.epoch+1))
 	}
-	if w.o.Linger == 0 && w.pending != nil && len(w.queue) == 0 && w.inflight < w.o.MaxInFlight {
-		w.seal()
-	}
-	for len(w.queue) > 0 && w.inflight < w.o.MaxInFlight {
+	for w.inflight < w.o.MaxInFlight {
+		if len(w.queue) == 0 {
+			if w.o.Linger > 0 || w.pending == nil || w.waitsForFirst(w.nextSeq) {
+				return
+			}
+			w.seal() // no linger: the pending batch goes as soon as it can be sent
+		}
 		b := w.queue[0]
-		// The first batch of an epoch establishes it (or finds another lifetime's state):
-		// send it alone. A batch rejected for a gap waits until it is the oldest unstored one.
-		if w.inflight > 0 && (b.seq == 0 || w.unacked[0].seq == 0 && w.unacked[0].epoch == b.epoch) {
+		if w.waitsForFirst(b.seq) {
 			return
 		}
 		if b.afterGap && w.unacked[0] != b {
@@ -323,6 +324,13 @@ func (w *Writer) pump() {
 		w.wg.Add(1)
 		go w.send(b)
 	}
+}
+
+// waitsForFirst reports whether the batch with sequence seq of the current epoch must wait
+// for the epoch's first batch: that one establishes the epoch (or finds another lifetime's
+// state) and is sent alone. Called with mu held.
+func (w *Writer) waitsForFirst(seq int64) bool {
+	return w.inflight > 0 && (seq == 0 || w.unacked[0].seq == 0 && w.unacked[0].epoch == w.epoch)
 }
 
 // startEpoch moves to epoch (nothing is in flight): every unstored batch is back in the queue
