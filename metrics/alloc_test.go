@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluice-go/sluice/ack"
 	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/metrics"
 	"github.com/sluice-go/sluice/pipeline"
@@ -36,8 +37,8 @@ func TestEventsAllocateNothing(t *testing.T) {
 		m.ConsumerBatch(dsclient.ConsumerBatchEvent{Items: 3, Bytes: 30, Duration: time.Millisecond})
 		m.WriterBatch(dsclient.WriterBatchEvent{Items: 3, Bytes: 30, Duration: time.Millisecond})
 		m.ProducerChunk(ds.ProducerChunkEvent{Messages: 3, DecodeFailures: 1})
-		m.Committed(ds.CommitEvent{Offset: "1"})
-		m.CheckpointSaved(ds.CheckpointEvent{Offset: "1", Duration: time.Millisecond})
+		m.Committed(ds.CommitEvent{Position: ack.Position{Offset: "1", Seq: -1}})
+		m.CheckpointSaved(ds.CheckpointEvent{Position: ack.Position{Offset: "1", Seq: -1}, Duration: time.Millisecond})
 		m.Gone(ds.GoneEvent{})
 	}
 	events() // first sight of each label value

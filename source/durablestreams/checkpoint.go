@@ -41,6 +41,7 @@ func (p *Producer[T]) startup(ctx context.Context) error {
 	p.saver = ack.NewSaver(tr, store, p.key, ack.SaverOptions[mark]{
 		Interval: p.opts.CheckpointInterval,
 		Encode:   func(m mark) string { return m.pos.String() },
+		Compare:  func(a, b mark) int { return a.pos.Compare(b.pos) },
 		OnError: func(err error) {
 			p.log.Warn("durablestreams: checkpoint save failed; will retry", "key", p.key, "err", err)
 		},

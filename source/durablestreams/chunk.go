@@ -26,8 +26,13 @@ type Chunk struct {
 // ChunkOf returns the record of the read a [Producer] made a message from, or nil when the
 // message did not come from a Producer.
 func ChunkOf(md pipeline.Metadata) *Chunk {
-	c, _ := md.Source.(*Chunk)
-	return c
+	switch src := md.Source.(type) {
+	case *Chunk:
+		return src
+	case *fill:
+		return src.chunk
+	}
+	return nil
 }
 
 // Stream returns the stream's path, as in the messages' pipeline.Metadata.Stream.

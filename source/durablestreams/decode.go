@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/pipeline"
 )
 
 // DecodeError is the error of a message whose item could not be decoded into the
@@ -83,5 +84,74 @@ func newDecoder[T any](custom func(data []byte, dst *T) error) decoder[T] {
 			json:  func(raw []byte, dst *T) error { return json.Unmarshal(raw, dst) },
 			bytes: func([]byte, *T) error { return notJSON },
 		}
+	}
+}
+
+// fill holds the items of one Produce call whose decoding is left to the pipeline's
+// processors: their bytes, copied out of the response into one arena, so that the response
+// can be read on while the processors decode. Messages point to it (Metadata.Source) and find
+// their bytes by their position.
+type fill struct {
+	chunk *Chunk
+	first int64   // the position of the fill's first message
+	arena []byte  // the items' bytes, one after the other
+	ends  []int32 // ends[i] is the end of item i in arena
+}
+
+// newFill starts the fill of up to n messages of the current response.
+func (p *Producer[T]) newFill(n int) *fill {
+	return &fill{chunk: p.rec, first: p.rec.first + p.idx,
+		arena: make([]byte, 0, max(p.fillBytes, 64*n)), ends: make([]int32, 0, n)}
+}
+
+// add appends the next item's bytes to the fill: the item at position f.first+len(f.ends).
+func (f *fill) add(raw []byte) {
+	f.arena = append(f.arena, raw...)
+	f.ends = append(f.ends, int32(len(f.arena)))
+}
+
+// item returns the bytes of the message at position pos.
+func (f *fill) item(pos int64) []byte {
+	k := pos - f.first
+	start := int32(0)
+	if k > 0 {
+		start = f.ends[k-1]
+	}
+	return f.arena[start:f.ends[k]]
+}
+
+// DeferDecoding implements [pipeline.Decoder]: the pipeline calls it before the first
+// Produce when it will decode the messages on its processors with DecodeMessages. From then
+// on the items of JSON streams are handed out as bytes and decoded there, in parallel.
+func (p *Producer[T]) DeferDecoding() { p.deferred.Store(true) }
+
+// DecodeMessages implements [pipeline.Decoder]: it decodes the messages of msgs that were
+// handed out undecoded into their Data, and fails those that do not decode with a
+// *[DecodeError] (bad data). The pipeline calls it from its processors' goroutines, before
+// any handler sees the messages; it is safe for concurrent use on distinct messages and
+// allocates nothing beyond what the decoder does.
+func (p *Producer[T]) DecodeMessages(msgs []pipeline.Message[T]) {
+	var src any
+	var f *fill
+	failed := 0
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Metadata.Source != src { // one type check per fill, not per message
+			src = m.Metadata.Source
+			f, _ = src.(*fill)
+		}
+		if f == nil || m.Failed() {
+			continue
+		}
+		raw := f.item(m.Metadata.Position)
+		if err := p.dec.json(raw, &m.Data); err != nil {
+			m.Fail(&DecodeError{URL: p.url, Offset: f.chunk.info.Load().StartOffset, Position: m.Metadata.Position, Err: err,
+				Raw: append([]byte(nil), raw...)})
+			failed++
+		}
+	}
+	if failed > 0 {
+		p.decodeKO.Add(uint64(failed))
+		p.obs.ProducerMessages(ProducerMessagesEvent{URL: p.url, DecodeFailures: failed})
 	}
 }

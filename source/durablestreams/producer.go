@@ -183,12 +183,16 @@ type Producer[T any] struct {
 	chunks   atomic.Uint64
 	messages atomic.Uint64
 	decodeKO atomic.Uint64
+
+	deferred  atomic.Bool // the pipeline decodes JSON items on its processors (DecodeMessages)
+	fillBytes int         // the size of the last fill's arena
 }
 
 var (
 	_ pipeline.Producer[int] = (*Producer[int])(nil)
 	_ pipeline.DrainNotifier = (*Producer[int])(nil)
 	_ pipeline.Closer        = (*Producer[int])(nil)
+	_ pipeline.Decoder[int]  = (*Producer[int])(nil)
 )
 
 // NewProducer validates opts and returns a producer. It does no I/O: the checkpoint is
@@ -499,6 +503,10 @@ func (p *Producer[T]) fill(ctx context.Context, dst []pipeline.Message[T]) (int,
 		}
 	} else {
 		c := p.cur
+		var f *fill
+		if p.deferred.Load() {
+			f = p.newFill(len(dst))
+		}
 		for i < len(dst) {
 			raw, err := c.NextItem()
 			if err != nil {
@@ -510,8 +518,17 @@ func (p *Producer[T]) fill(ctx context.Context, dst []pipeline.Message[T]) (int,
 				p.idx++
 				continue
 			}
-			p.emit(&dst[i], raw, p.dec.json, start)
+			if f != nil {
+				f.add(raw)
+				dst[i].Metadata = pipeline.Metadata{Stream: p.path, Position: p.rec.first + p.idx, Source: f}
+				p.idx++
+			} else {
+				p.emit(&dst[i], raw, p.dec.json, start)
+			}
 			i++
+		}
+		if f != nil {
+			p.fillBytes = len(f.arena) // the next arena starts at this size
 		}
 	}
 	if i > 0 {
