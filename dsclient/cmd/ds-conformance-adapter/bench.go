@@ -3,17 +3,33 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	ds "github.com/sluice-go/sluice/dsclient"
 )
 
-// benchmark times one operation of the suite's benchmark mode. Operations that need a
-// stream create it themselves (creation is idempotent).
+// benchmark times one operation of the suite's benchmark mode. Each operation makes exactly
+// the requests of the scenario that names it (the suite's src/benchmark-scenarios.ts and the
+// setup of src/benchmark-runner.ts), and the time covers all of them:
+//
+//   - create (latency-create): one PUT.
+//   - append (latency-append): one POST to the stream the runner created.
+//   - read (latency-read): one GET from the operation's offset (one response, read whole).
+//   - roundtrip (latency-roundtrip, long-poll; streaming-sse-latency, sse): a PUT creates the
+//     iteration's stream; a live read starts from its tail (long-poll: GET live=long-poll;
+//     SSE: the client's catch-up GET, which at the tail of a new stream answers at once, then
+//     GET live=sse); the POST is sent only once the live request is on the wire, and the time
+//     ends when the appended data arrives through that live request.
+//   - throughput_append (throughput-*-messages): a PUT the first time the adapter sees the
+//     path (the runner does not create that stream), then the Writer's POSTs.
+//   - throughput_read (throughput-read): catch-up GETs to the tail, every message decoded.
 func (a *adapter) benchmark(c *command) any {
 	op := c.Operation
 	if op == nil {
@@ -24,85 +40,49 @@ func (a *adapter) benchmark(c *command) any {
 	metrics := map[string]any{}
 	start := time.Now()
 	s := a.stream(op.Path, nil)
-	ensure := func(ct string) error {
-		if ct == "" {
-			ct = a.ctypes[op.Path]
-		}
-		if ct == "" {
-			ct = "application/octet-stream"
-		}
-		if _, err := s.Create(ctx, ds.CreateOptions{ContentType: ct}); err != nil && !errors.Is(err, ds.ErrConflict) {
-			return err
-		}
-		if _, ok := a.ctypes[op.Path]; !ok {
-			a.ctypes[op.Path] = ct
-		}
-		s = a.stream(op.Path, nil)
-		return nil
-	}
-	// A JSON stream needs a JSON payload: a string of the requested size.
-	payload := func() []byte {
-		if strings.HasPrefix(a.ctypes[op.Path], "application/json") {
-			return []byte(`"` + strings.Repeat("*", max(op.Size-2, 0)) + `"`)
-		}
-		return bytes.Repeat([]byte{42}, op.Size)
-	}
 	var err error
 	switch op.Op {
 	case "create":
-		_, err = s.Create(ctx, ds.CreateOptions{ContentType: orDefault(op.ContentType)})
-	case "append":
-		if err = ensure(""); err == nil {
-			_, err = s.Append(ctx, payload(), ds.AppendOptions{})
-			metrics["bytesTransferred"] = op.Size
+		ct := orDefault(op.ContentType)
+		if _, err = s.Create(ctx, ds.CreateOptions{ContentType: ct}); err == nil {
+			a.ctypes[op.Path] = ct
 		}
+	case "append":
+		_, err = s.Append(ctx, a.benchPayload(op), ds.AppendOptions{})
+		metrics["bytesTransferred"] = op.Size
 	case "read":
 		o := ds.ReadOptions{}
 		if op.Offset != nil {
 			o.Offset = ds.Offset(*op.Offset)
 		}
-		var res ds.ReadResult
-		res, err = s.ReadAll(ctx, o)
-		metrics["bytesTransferred"] = len(res.Data)
+		var n int
+		n, err = readOne(ctx, s, o)
+		metrics["bytesTransferred"] = n
 	case "roundtrip":
-		if err = ensure(op.ContentType); err != nil {
+		ct := orDefault(op.ContentType)
+		var cr ds.CreateResult
+		if cr, err = s.Create(ctx, ds.CreateOptions{ContentType: ct}); err != nil {
 			break
 		}
-		var m ds.StreamInfo
-		if m, err = s.Head(ctx); err != nil {
-			break
-		}
+		a.ctypes[op.Path] = ct
 		mode := ds.LiveLongPoll
 		if op.Live == "sse" {
 			mode = ds.LiveSSE
 		}
-		r := s.Reader(ctx, ds.ReadOptions{Offset: m.NextOffset, Live: mode})
-		if _, err = s.Append(ctx, payload(), ds.AppendOptions{}); err != nil {
-			r.Close()
-			break
-		}
-		n := 0
-		for n == 0 && err == nil {
-			var ch *ds.Chunk
-			if ch, err = r.Next(); err == nil {
-				var b []byte
-				b, err = ch.ReadAll()
-				n = len(b)
-			}
-		}
-		r.Close()
+		var n int
+		n, err = roundtrip(ctx, a.stream(op.Path, nil), cr.NextOffset, mode, a.benchPayload(op))
 		metrics["bytesTransferred"] = op.Size + n
 	case "throughput_append":
-		if err = ensure(""); err != nil {
+		if err = a.ensure(ctx, op.Path); err != nil {
 			break
 		}
-		o := ds.DefaultWriterOptions("bench-producer-" + strconv.FormatInt(time.Now().UnixNano(), 36))
-		o.Linger = 0
 		var w *ds.Writer
-		if w, err = ds.NewWriter(s, o); err != nil {
+		// Linger -1: a batch leaves as soon as a request slot is free (the suite's lingerMs 0).
+		if w, err = ds.NewWriter(a.stream(op.Path, nil), ds.WriterOptions{
+			ID: "bench-producer-" + strconv.FormatInt(time.Now().UnixNano(), 36), Linger: -1}); err != nil {
 			break
 		}
-		p := payload()
+		p := a.benchPayload(op)
 		for i := 0; i < op.Count && err == nil; i++ {
 			err = w.Append(ctx, p)
 		}
@@ -112,25 +92,174 @@ func (a *adapter) benchmark(c *command) any {
 		metrics["bytesTransferred"] = op.Count * op.Size
 		metrics["messagesProcessed"] = op.Count
 	case "throughput_read":
-		count, nbytes := 0, 0
-		for it, ierr := range s.RawItems(ctx, ds.ReadOptions{}) {
-			if ierr != nil {
-				err = ierr
-				break
-			}
-			count++
-			nbytes += len(it.Value)
-		}
+		var count, nbytes int
+		count, nbytes, err = readDecoded(ctx, s)
 		metrics["bytesTransferred"] = nbytes
 		metrics["messagesProcessed"] = count
 	default:
 		return errorResult{Type: "error", CommandType: c.Type, ErrorCode: "NOT_SUPPORTED", Message: "unknown benchmark operation " + op.Op}
 	}
-	if err != nil && err != io.EOF {
+	if err != nil {
 		return errResult(c.Type, err)
 	}
 	return result{Type: "benchmark", Success: true, IterationID: c.IterationID,
 		DurationNs: strconv.FormatInt(time.Since(start).Nanoseconds(), 10), Metrics: metrics}
+}
+
+// benchPayload returns an operation's message of op.Size bytes: a JSON string for a JSON
+// stream, else bytes.
+func (a *adapter) benchPayload(op *benchOp) []byte {
+	if strings.HasPrefix(a.ctypes[op.Path], "application/json") {
+		return []byte(`"` + strings.Repeat("*", max(op.Size-2, 0)) + `"`)
+	}
+	return bytes.Repeat([]byte{42}, op.Size)
+}
+
+// ensure creates the stream at path the first time the adapter sees it (one PUT; a stream
+// that exists with another content type is looked up with one HEAD), and then nothing.
+func (a *adapter) ensure(ctx context.Context, path string) error {
+	if _, ok := a.ctypes[path]; ok {
+		return nil
+	}
+	ct := orDefault("")
+	_, err := a.stream(path, nil).Create(ctx, ds.CreateOptions{ContentType: ct})
+	if errors.Is(err, ds.ErrConflict) {
+		var info ds.StreamInfo
+		if info, err = a.stream(path, nil).Head(ctx); err == nil {
+			ct = info.ContentType
+		}
+	}
+	if err != nil {
+		return err
+	}
+	a.ctypes[path] = ct
+	return nil
+}
+
+// readOne makes one catch-up read (one GET) and returns the size of its body.
+func readOne(ctx context.Context, s *ds.Stream, o ds.ReadOptions) (int, error) {
+	r := s.Reader(ctx, o)
+	defer r.Close()
+	c, err := r.Next()
+	if err != nil {
+		return 0, err
+	}
+	b, err := c.ReadAll()
+	return len(b), err
+}
+
+// readDecoded reads the stream to its tail, decoding every JSON message (as the suite's
+// scenario does: "JSON parsing and iteration speed"); a byte stream's chunks count as one
+// message each. It returns the messages and their bytes.
+func readDecoded(ctx context.Context, s *ds.Stream) (count, nbytes int, err error) {
+	r := s.Reader(ctx, ds.ReadOptions{})
+	defer r.Close()
+	var v any
+	for {
+		c, err := r.Next()
+		if err == io.EOF {
+			return count, nbytes, nil
+		}
+		if err != nil {
+			return count, nbytes, err
+		}
+		if !c.IsJSON() {
+			b, err := c.ReadAll()
+			if err != nil {
+				return count, nbytes, err
+			}
+			if len(b) > 0 {
+				count++
+				nbytes += len(b)
+			}
+			continue
+		}
+		for {
+			item, err := c.NextItem()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return count, nbytes, err
+			}
+			v = nil
+			if err := json.Unmarshal(item, &v); err != nil {
+				return count, nbytes, err
+			}
+			count++
+			nbytes += len(item)
+		}
+	}
+}
+
+// roundtrip starts a live read of s from tail, appends data once the live request has been
+// written, and returns the size of the first data the live read delivers.
+func roundtrip(ctx context.Context, s *ds.Stream, tail ds.Offset, mode ds.LiveMode, data []byte) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var armed atomic.Bool
+	written := make(chan struct{}, 1)
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) {
+		if armed.Load() {
+			select {
+			case written <- struct{}{}:
+			default:
+			}
+		}
+	}}
+	r := s.Reader(httptrace.WithClientTrace(ctx, trace), ds.ReadOptions{Offset: tail, Live: mode})
+	defer r.Close()
+	if mode == ds.LiveSSE {
+		// The SSE read begins with a catch-up request; at the tail it answers at once, up to
+		// date, and the next request is the SSE one.
+		if _, err := r.Next(); err != nil {
+			return 0, err
+		}
+	}
+	armed.Store(true)
+	type got struct {
+		n   int
+		err error
+	}
+	done := make(chan got, 1)
+	go func() {
+		for {
+			c, err := r.Next()
+			if err != nil {
+				done <- got{0, err}
+				return
+			}
+			b, err := c.ReadAll()
+			if n := dataLen(c, b); n > 0 || err != nil {
+				done <- got{n, err}
+				return
+			}
+		}
+	}()
+	select {
+	case <-written:
+	case g := <-done: // the live read ended before its request was written
+		if g.err == nil {
+			g.err = errors.New("live read returned before the append")
+		}
+		return 0, g.err
+	}
+	if _, err := s.Append(ctx, data, ds.AppendOptions{}); err != nil {
+		cancel()
+		<-done
+		return 0, err
+	}
+	g := <-done
+	return g.n, g.err
+}
+
+// dataLen returns how much data a chunk's bytes hold: 0 for an empty chunk, including an
+// empty JSON array.
+func dataLen(c *ds.Chunk, b []byte) int {
+	if c.IsJSON() && string(bytes.TrimSpace(b)) == "[]" {
+		return 0
+	}
+	return len(b)
 }
 
 func orDefault(ct string) string {
