@@ -27,6 +27,13 @@
 // offset when the response ends. An empty sealed chunk, such as a long-poll that only moved
 // the offset, commits as soon as everything before it has.
 //
+// A chunk is whatever run of messages the producer tracks together, and its offset any value
+// that says where the run ends. The Durable Streams producer tracks the messages of each
+// Produce call as one chunk whose offset is the [Position] after them (the offset its read
+// started from, and how many messages after it are done), so its committed position moves
+// inside a response as the pipeline finishes its messages, and a crash re-delivers at most
+// what was in flight.
+//
 // The producer stores the *[Chunk] in each message's [Ref.Ptr]; the Tracker is itself an
 // [Acknowledger] that marks those chunks done, so the same tracker serves as every message's
 // acknowledger. Marking is O(1) and allocation-free; the tracker's lock is taken only when a
