@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -10,8 +9,6 @@ import (
 	"log"
 	"os"
 	"os/signal"
-	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +20,7 @@ import (
 	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/pipeline"
+	"github.com/sluice-go/sluice/sink/pgsink"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
 )
 
@@ -34,8 +32,7 @@ type Config struct {
 	Name        string // pipeline name: the checkpoint's key
 	Table       string // target table
 	BatchSize   int
-	Concurrency int  // batch processors
-	Staging     bool // always go through the staging table
+	Concurrency int // batch processors
 }
 
 // Event is one JSON event of the stream.
@@ -55,7 +52,6 @@ func main() {
 	flag.StringVar(&cfg.Table, "table", "events", "target table")
 	flag.IntVar(&cfg.BatchSize, "batch", 5000, "rows per batch")
 	flag.IntVar(&cfg.Concurrency, "concurrency", 2, "batch processors (concurrent COPYs)")
-	flag.BoolVar(&cfg.Staging, "staging", false, "write every batch through the staging table (insert-if-absent), not only redelivered ones")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -68,7 +64,8 @@ func main() {
 type Result struct {
 	Read      int64           // events the pipeline acknowledged
 	Inserted  int64           // rows it inserted (redelivered rows are not inserted again)
-	Fallbacks int64           // batches that went through staging after a conflict
+	Fallbacks int64           // batches that met rows already there and went through staging
+	BadData   int64           // events that failed as bad data (no user, or a row the database rejected)
 	Committed dsclient.Offset // the committed offset at the end
 	Elapsed   time.Duration   // the pipeline's run
 }
@@ -107,9 +104,8 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 			return res, err
 		}
 	}
-	stream := dsclient.NewStream(streamURL)
 	prod, err := ds.NewProducer(ds.ProducerOptions[Event]{
-		Stream:      stream,
+		Stream:      dsclient.NewStream(streamURL),
 		Name:        cfg.Name,
 		Live:        dsclient.LiveOff,
 		Checkpoints: store,
@@ -117,15 +113,29 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	sink := &sink{pool: pool, table: cfg.Table, staging: cfg.Staging}
-	var acked atomic.Int64
+
+	// The sink: each event is a row keyed by its stable position in the stream, (stream,
+	// position), which the sink fills in; a batch delivered again changes nothing.
+	sink, err := pgsink.New(pgsink.Options[Event]{
+		DB:      pool,
+		Table:   cfg.Table,
+		Columns: []string{"id", "user_id", "type", "amount"},
+		Values: func(row []any, m *pipeline.Message[Event]) ([]any, error) {
+			return append(row, m.Data.ID, m.Data.User, m.Data.Type, m.Data.Amount), nil
+		},
+	})
+	if err != nil {
+		return res, err
+	}
+
+	var acked, bad atomic.Int64
 	p, err := pipeline.New(pipeline.Options[Event]{
 		Name:     cfg.Name,
 		Producer: prod,
 		Processors: []pipeline.ProcessorOptions[Event]{{Concurrency: 2,
 			Handler: pipeline.HandlerFunc[Event](func(_ context.Context, m *pipeline.Message[Event]) error {
 				if m.Data.User == "" {
-					return fmt.Errorf("event %d has no user", m.Data.ID)
+					return pipeline.Permanent(fmt.Errorf("event %d has no user", m.Data.ID))
 				}
 				return nil
 			})}},
@@ -133,30 +143,40 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 			"db": {BatchSize: cfg.BatchSize, BatchTimeout: 200 * time.Millisecond, Concurrency: cfg.Concurrency, Handler: sink},
 		},
 		DefaultBatcher: "db",
-		Failure:        pipeline.FailureOptions[Event]{Policy: pipeline.FailHalt}, // never commit past a row not written
-		Observer:       ackCounter{&acked},
+		// The default policy retries a batch PostgreSQL could not take (it is down, it
+		// restarted) until it succeeds, never committing past it; only bad data comes here.
+		Failure: pipeline.FailureOptions[Event]{Handler: pipeline.FailureHandlerFunc[Event](func(_ context.Context, ms []pipeline.Message[Event]) error {
+			for i := range ms {
+				fmt.Fprintf(out, "bad event at position %d: %v\n", ms[i].Metadata.Position, ms[i].Err())
+			}
+			bad.Add(int64(len(ms)))
+			return nil
+		})},
+		Observer: ackCounter{&acked},
 	})
 	if err != nil {
 		return res, err
 	}
-	fmt.Fprintf(out, "reading %s into table %s from offset %s\n", streamURL, cfg.Table, startOffset(ctx, store, prod))
+	fmt.Fprintf(out, "reading %s into table %s from %s\n", streamURL, cfg.Table, startPosition(ctx, store, prod))
 	t0 := time.Now()
 	err = p.Run(ctx)
 	res.Elapsed = time.Since(t0)
-	res.Read, res.Inserted, res.Fallbacks, res.Committed = acked.Load(), sink.inserted.Load(), sink.fallbacks.Load(), dsclient.Offset(prod.Committed().Offset)
+	st := sink.Stats()
+	res.Read, res.Inserted, res.Fallbacks, res.BadData = acked.Load(), st.Written, st.Fallbacks, bad.Load()
+	res.Committed = dsclient.Offset(prod.Committed().Offset)
 	if err != nil {
 		return res, err
 	}
-	fmt.Fprintf(out, "read %d events, inserted %d rows (%d batches redelivered) in %v: %.0f rows/s; committed offset %s\n",
-		res.Read, res.Inserted, res.Fallbacks, res.Elapsed.Round(time.Millisecond), float64(res.Read)/res.Elapsed.Seconds(), res.Committed)
+	fmt.Fprintf(out, "read %d events, inserted %d rows (%d batches redelivered, %d bad events) in %v: %.0f rows/s; committed offset %s\n",
+		res.Read, res.Inserted, res.Fallbacks, res.BadData, res.Elapsed.Round(time.Millisecond), float64(res.Read)/res.Elapsed.Seconds(), res.Committed)
 	return res, nil
 }
 
-func startOffset(ctx context.Context, store *pgstore.Store, prod *ds.Producer[Event]) string {
-	if off, ok, err := store.Load(ctx, prod.Key()); err == nil && ok {
-		return off + " (checkpoint)"
+func startPosition(ctx context.Context, store *pgstore.Store, prod *ds.Producer[Event]) string {
+	if pos, ok, err := store.Load(ctx, prod.Key()); err == nil && ok {
+		return pos + " (checkpoint)"
 	}
-	return "-1 (no checkpoint)"
+	return "the beginning (no checkpoint)"
 }
 
 // writeSample writes n events to a new JSON stream through the idempotent Writer.
@@ -188,18 +208,16 @@ func (ackCounter) Retried(pipeline.RetryEvent)       {}
 func (ackCounter) Drain(pipeline.DrainEvent)         {}
 func (c ackCounter) Acked(e pipeline.AckEvent)       { c.n.Add(int64(e.Successful + e.Failed)) }
 
-var columns = []string{"stream", "chunk_start", "idx", "id", "user_id", "type", "amount"}
-
+// createTable creates the table, keyed by (stream, position), if it is missing.
 func createTable(ctx context.Context, pool *pgxpool.Pool, table string) error {
 	_, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+pgx.Identifier{table}.Sanitize()+` (
-		stream      text   NOT NULL,
-		chunk_start text   NOT NULL,
-		idx         int    NOT NULL,
-		id          bigint NOT NULL,
-		user_id     text   NOT NULL,
-		type        text   NOT NULL,
-		amount      double precision NOT NULL,
-		PRIMARY KEY (stream, chunk_start, idx)
+		stream   text   NOT NULL,
+		position bigint NOT NULL,
+		id       bigint NOT NULL,
+		user_id  text   NOT NULL,
+		type     text   NOT NULL,
+		amount   double precision NOT NULL,
+		PRIMARY KEY (stream, position)
 	)`)
 	// Two programs creating the table at once: one loses the race on the catalog (a unique
 	// violation, or "already exists"), and the table is there.
@@ -209,97 +227,6 @@ func createTable(ctx context.Context, pool *pgxpool.Pool, table string) error {
 	}
 	return nil
 }
-
-// sink writes batches to the table, idempotently.
-//
-// Every writer inserts a batch's rows in source-position order (stream, chunk start, index,
-// compared byte-wise), so writers that insert the same rows at once (two pipelines on one
-// stream, an old process beside its replacement) wait for one another but never deadlock:
-// the one that waits goes on once the other commits, and takes the insert-if-absent path.
-type sink struct {
-	pool      *pgxpool.Pool
-	table     string
-	staging   bool
-	inserted  atomic.Int64
-	fallbacks atomic.Int64
-}
-
-// maxAttempts bounds the attempts at the insert-if-absent path of one batch when PostgreSQL
-// aborts it as a deadlock victim or on a serialization failure, which can only happen against
-// writers that do not follow the sink's order.
-const maxAttempts = 3
-
-func (s *sink) HandleBatch(ctx context.Context, batch []pipeline.Message[Event], _ pipeline.BatchInfo) error {
-	order := make([]int, len(batch))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return comparePosition(&batch[a], &batch[b]) })
-	rows := func() pgx.CopyFromSource {
-		return pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
-			m := &batch[order[i]]
-			return []any{streamOf(m), "", int32(m.Metadata.Position), m.Data.ID, m.Data.User, m.Data.Type, m.Data.Amount}, nil
-		})
-	}
-	if !s.staging {
-		n, err := s.pool.CopyFrom(ctx, pgx.Identifier{s.table}, columns, rows())
-		if err == nil {
-			s.inserted.Add(n)
-			return nil
-		}
-		if !hasCode(err, "23505") && !retryable(err) {
-			return err
-		}
-		// A row of the batch is there already: the batch is a redelivery, or another writer
-		// has it. The COPY was rolled back whole; insert what is missing.
-		s.fallbacks.Add(1)
-	}
-	t := pgx.Identifier{s.table}.Sanitize()
-	var err error
-	for range maxAttempts {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `CREATE TEMP TABLE staging (LIKE `+t+`) ON COMMIT DROP`); err != nil {
-				return err
-			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging"}, columns, rows()); err != nil {
-				return err
-			}
-			tag, err := tx.Exec(ctx, `INSERT INTO `+t+` SELECT * FROM staging
-				ORDER BY stream COLLATE "C", chunk_start COLLATE "C", idx ON CONFLICT DO NOTHING`)
-			if err != nil {
-				return err
-			}
-			s.inserted.Add(tag.RowsAffected())
-			return nil
-		})
-		if err == nil || !retryable(err) || ctx.Err() != nil {
-			return err
-		}
-	}
-	return err
-}
-
-// comparePosition orders messages by source position: stream URL, chunk start, index.
-func comparePosition(a, b *pipeline.Message[Event]) int {
-	if c := strings.Compare(streamOf(a), streamOf(b)); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Metadata.Position, b.Metadata.Position)
-}
-
-// streamOf returns the URL of the stream m was read from.
-func streamOf(m *pipeline.Message[Event]) string {
-	return m.Metadata.Stream
-}
-
-func hasCode(err error, code string) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == code
-}
-
-// retryable reports whether PostgreSQL aborted the statement as a deadlock victim or on a
-// serialization failure: trying again can succeed.
-func retryable(err error) bool { return hasCode(err, "40P01") || hasCode(err, "40001") }
 
 func validIdent(s string) bool {
 	if s == "" || len(s) > 63 || (s[0] >= '0' && s[0] <= '9') {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/dsclient/dstest"
 )
 
@@ -47,15 +48,18 @@ func count(t *testing.T, dsn, table string) (rows, distinct int64) {
 	return rows, distinct
 }
 
-// A run writes every event once; a second run resumes at the checkpoint and reads nothing; a
-// run under another name re-reads everything and, through the redelivery path, inserts
-// nothing; the staging mode does the same.
+// A run writes every event once and sends the bad one (no user) to the failure handler; a
+// second run resumes at the checkpoint and reads nothing; a run under another name re-reads
+// everything and, through the redelivery path, inserts nothing.
 func TestStreamToPostgres(t *testing.T) {
 	dsn := testDSN(t)
 	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 64 << 10})
 	const n = 12_000
 	url := srv.StreamURL("events")
 	if err := writeSample(context.Background(), url, n); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dsclient.NewStream(url).AppendJSON(context.Background(), Event{ID: n, Type: "purchase"}, dsclient.AppendOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	table := fmt.Sprintf("pg_example_test_%d", rand.Uint32())
@@ -74,8 +78,8 @@ func TestStreamToPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Read != n || res.Inserted != n || res.Fallbacks != 0 {
-		t.Fatalf("first run: %+v, want %d read and inserted", res, n)
+	if res.Read != n+1 || res.Inserted != n || res.Fallbacks != 0 || res.BadData != 1 {
+		t.Fatalf("first run: %+v, want %d read, %d inserted, 1 bad", res, n+1, n)
 	}
 	if rows, distinct := count(t, dsn, table); rows != n || distinct != n {
 		t.Fatalf("table: %d rows, %d distinct ids; want %d", rows, distinct, n)
@@ -86,19 +90,14 @@ func TestStreamToPostgres(t *testing.T) {
 		t.Fatalf("second run from the checkpoint: %+v, %v; want nothing read", res, err)
 	}
 
-	for _, staging := range []bool{false, true} {
-		c := cfg
-		c.Name, c.Staging = fmt.Sprintf("%s-again-%v", name, staging), staging
-		res, err = run(context.Background(), c, io.Discard)
-		if err != nil || res.Read != n || res.Inserted != 0 {
-			t.Fatalf("re-read (staging %v): %+v, %v; want %d read, none inserted", staging, res, err, n)
-		}
-		if !staging && res.Fallbacks == 0 {
-			t.Fatal("the re-read never took the redelivery path")
-		}
+	c := cfg
+	c.Name = name + "-again"
+	res, err = run(context.Background(), c, io.Discard)
+	if err != nil || res.Read != n+1 || res.Inserted != 0 || res.Fallbacks == 0 {
+		t.Fatalf("re-read: %+v, %v; want %d read, none inserted, through the redelivery path", res, err, n+1)
 	}
 	if rows, _ := count(t, dsn, table); rows != n {
-		t.Fatalf("after re-reads: %d rows, want %d", rows, n)
+		t.Fatalf("after the re-read: %d rows, want %d", rows, n)
 	}
 }
 
