@@ -2,15 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sluice-go/sluice/pipeline"
+	"github.com/sluice-go/sluice/sink/pgsink"
 )
 
 // sink is the database batcher's handler.
@@ -20,14 +21,14 @@ type sink interface {
 	describe() string
 }
 
-// position is a row's key: where its event is in the stream.
+// position is a row's key: its event's stream and stable position in it.
 type position struct {
-	chunk string
-	index int
+	stream string
+	pos    int64
 }
 
-// memTable stands in for a database table keyed by source position: a redelivered event
-// replaces nothing.
+// memTable stands in for a database table keyed by position: a redelivered event replaces
+// nothing.
 type memTable struct {
 	mu   sync.Mutex
 	byAt map[position]Event
@@ -39,7 +40,7 @@ func (t *memTable) HandleBatch(_ context.Context, batch []pipeline.Message[Event
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i := range batch {
-		at := position{batch[i].Metadata.Stream, int(batch[i].Metadata.Position)}
+		at := position{batch[i].Metadata.Stream, batch[i].Metadata.Position}
 		if _, dup := t.byAt[at]; !dup {
 			t.byAt[at] = batch[i].Data
 		}
@@ -55,15 +56,17 @@ func (t *memTable) rows() int64 {
 
 func (t *memTable) describe() string { return "in-memory table" }
 
-// pgTable writes purchases to PostgreSQL: each batch is copied into a temporary staging table
-// and moved into quickstart_purchases with an insert-if-absent keyed by source position, in one
-// transaction.
+// pgTable writes purchases to PostgreSQL through the sink of package sink/pgsink: each event
+// is a row keyed by its stable position in the stream, (stream, position); a batch is copied
+// straight into the table, and one delivered again changes nothing.
 type pgTable struct {
-	pool     *pgxpool.Pool
-	inserted atomic.Int64
+	pool *pgxpool.Pool
+	*pgsink.Sink[Event]
 }
 
-const pgTableName = "quickstart_purchases"
+// pgTableName is the purchases' table. (The quickstart's earlier table, quickstart_purchases,
+// was keyed by chunk offset and index, positions that were not stable.)
+const pgTableName = "sluice_quickstart_purchases"
 
 func openPG(ctx context.Context, dsn string) (*pgTable, error) {
 	pool, err := pgxpool.New(ctx, dsn)
@@ -77,46 +80,36 @@ func openPG(ctx context.Context, dsn string) (*pgTable, error) {
 		return nil, fmt.Errorf("-pg: connect: %w", err)
 	}
 	_, err = pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+pgTableName+` (
-		stream      text   NOT NULL,
-		chunk_start text   NOT NULL,
-		idx         int    NOT NULL,
-		id          bigint NOT NULL,
-		user_id     text   NOT NULL,
-		amount      double precision NOT NULL,
-		PRIMARY KEY (stream, chunk_start, idx)
+		stream   text   NOT NULL,
+		position bigint NOT NULL,
+		id       bigint NOT NULL,
+		user_id  text   NOT NULL,
+		amount   double precision NOT NULL,
+		PRIMARY KEY (stream, position)
 	)`)
-	if err != nil {
+	// Two programs creating the table at once: one loses the race on the catalog, and the
+	// table is there.
+	var pe *pgconn.PgError
+	if err != nil && !(errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P07")) {
 		pool.Close()
 		return nil, fmt.Errorf("-pg: create table: %w", err)
 	}
-	return &pgTable{pool: pool}, nil
+	s, err := pgsink.New(pgsink.Options[Event]{
+		DB:      pool,
+		Table:   pgTableName,
+		Columns: []string{"id", "user_id", "amount"},
+		Values: func(row []any, m *pipeline.Message[Event]) ([]any, error) {
+			return append(row, m.Data.ID, m.Data.User, m.Data.Amount), nil
+		},
+	})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &pgTable{pool: pool, Sink: s}, nil
 }
 
 func (t *pgTable) close() { t.pool.Close() }
 
-var pgColumns = []string{"stream", "chunk_start", "idx", "id", "user_id", "amount"}
-
-func (t *pgTable) HandleBatch(ctx context.Context, batch []pipeline.Message[Event], _ pipeline.BatchInfo) error {
-	rows := make([][]any, len(batch))
-	for i := range batch {
-		m := &batch[i]
-		rows[i] = []any{m.Metadata.Stream, "", int32(m.Metadata.Position), m.Data.ID, m.Data.User, m.Data.Amount}
-	}
-	return pgx.BeginFunc(ctx, t.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE staging (LIKE `+pgTableName+`) ON COMMIT DROP`); err != nil {
-			return err
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging"}, pgColumns, pgx.CopyFromRows(rows)); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `INSERT INTO `+pgTableName+` SELECT * FROM staging ON CONFLICT DO NOTHING`)
-		if err != nil {
-			return err
-		}
-		t.inserted.Add(tag.RowsAffected())
-		return nil
-	})
-}
-
-func (t *pgTable) rows() int64      { return t.inserted.Load() }
+func (t *pgTable) rows() int64      { return t.Stats().Written }
 func (t *pgTable) describe() string { return "PostgreSQL table " + pgTableName + ", rows inserted" }
