@@ -28,7 +28,7 @@ type streamRun[T any] struct {
 	cr     *claimRun[T]
 	link   dsclient.LinkedStream // as of the claim
 	stream *dsclient.Stream
-	key    string // its checkpoint key
+	key    string          // its checkpoint key
 	acked  dsclient.Offset // the server's cursor as last acked; the runner's only
 
 	turn sync.Mutex // held while Produce reads it
