@@ -372,7 +372,8 @@ func (w *Writer) flushLocked(ctx context.Context) error {
 }
 
 // Restart flushes, then starts a new epoch at sequence 0, as a writer does after a restart:
-// epoch + 1 (with [EpochClaim], the clock's epoch if that is larger).
+// epoch + 1 (with [EpochClaim], the clock's epoch if that is larger). Items appended by other
+// goroutines during the flush go into the new epoch.
 func (w *Writer) Restart(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -389,7 +390,9 @@ func (w *Writer) Restart(ctx context.Context) error {
 	if next > maxProducerNumber {
 		return w.noEpochLeft()
 	}
-	w.startEpoch(next)
+	// Batches appended meanwhile may be in flight: the new epoch starts once none is.
+	w.moving, w.moveTo = true, max(w.moveTo, next)
+	w.pump()
 	return nil
 }
 
