@@ -402,22 +402,71 @@ func TestApplyOnceWriteTwiceInOneTransaction(t *testing.T) {
 	}
 }
 
-// A missing table is no bad data: the batch fails with a plain error, no message fails.
-func TestMissingTableIsNotRejection(t *testing.T) {
+// A missing table, or one without a unique index on the key, is no bad data: the batch fails
+// with a plain error, no message fails. A unique index on exactly the key's columns, in any
+// order, with included columns, will do.
+func TestTableChecked(t *testing.T) {
 	pool := testPool(t)
-	sink, err := pgsink.New(pgsink.Options[Event]{DB: pool, Table: newTable(t, pool, ""), Columns: eventCols, Values: eventValues})
+	for _, tc := range []struct {
+		name, defs, index string
+		ok                bool
+	}{
+		{"missing table", "", "", false},
+		{"no index", "stream text, position bigint, id bigint, user_id text, amount bigint", "", false},
+		{"wider unique index", eventTable, "(stream, position, id)", false},
+		{"partial unique index", "stream text, position bigint, id bigint, user_id text, amount bigint", "(stream, position) WHERE id > 0", false},
+		{"key in another order", "stream text, position bigint, id bigint, user_id text, amount bigint, PRIMARY KEY (position, stream)", "", true},
+		{"unique index with included columns", "stream text, position bigint, id bigint, user_id text, amount bigint", "(stream, position) INCLUDE (id)", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			table := newTable(t, pool, tc.defs)
+			if tc.name == "wider unique index" {
+				exec(t, pool, "ALTER TABLE "+table+" DROP CONSTRAINT "+table+"_pkey")
+			}
+			if tc.index != "" {
+				exec(t, pool, "CREATE UNIQUE INDEX ON "+table+" "+tc.index)
+			}
+			sink, err := pgsink.New(pgsink.Options[Event]{DB: pool, Table: table, Columns: eventCols, Values: eventValues})
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch := events(stream, 0, 10)
+			err = sink.HandleBatch(context.Background(), batch, pipeline.BatchInfo{})
+			var we *pgsink.WriteError
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("HandleBatch: %v", err)
+			case !tc.ok && (!errors.As(err, &we) || permanent(err)):
+				t.Fatalf("HandleBatch: %v, want a *WriteError, not permanent", err)
+			}
+			for i := range batch {
+				if batch[i].Failed() {
+					t.Fatalf("message %d failed: %v", i, batch[i].Err())
+				}
+			}
+			t.Log(err)
+		})
+	}
+}
+
+// Names are quoted: a table whose name needs quotes, in a schema, works as written.
+func TestQuotedNames(t *testing.T) {
+	pool := testPool(t)
+	ctx := context.Background()
+	schema := newTable(t, pool, "") // a fresh name, used for a schema
+	exec(t, pool, `CREATE SCHEMA `+schema)
+	t.Cleanup(func() { pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	exec(t, pool, `CREATE TABLE `+schema+`."Order Events" ("Stream" text, "Pos" bigint, "ID" bigint, "User" text, "Amount" bigint,
+		PRIMARY KEY ("Stream", "Pos"))`)
+	sink, err := pgsink.New(pgsink.Options[Event]{DB: pool, Table: schema + ".Order Events", Columns: []string{"ID", "User", "Amount"},
+		StreamColumn: "Stream", PositionColumn: "Pos", Values: eventValues})
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch := events(stream, 0, 10)
-	err = sink.HandleBatch(context.Background(), batch, pipeline.BatchInfo{})
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || pe.Code != "42P01" || permanent(err) {
-		t.Fatalf("HandleBatch into a missing table: %v, want a plain error wrapping 42P01", err)
+	for range 2 {
+		handle(t, sink, events(stream, 0, 50))
 	}
-	for i := range batch {
-		if batch[i].Failed() {
-			t.Fatalf("message %d failed: %v", i, batch[i].Err())
-		}
+	if n := queryInt(t, pool, `SELECT count(*) FROM `+schema+`."Order Events"`); n != 50 {
+		t.Fatalf("%d rows, want 50", n)
 	}
 }

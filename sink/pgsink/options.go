@@ -46,7 +46,8 @@ func (m Mode) String() string {
 
 // DB is what a [Sink] needs of a database: *pgxpool.Pool and *pgx.Conn have it. A sink
 // whose batches run concurrently (a batcher's Concurrency above 1) needs a pool: a
-// *pgx.Conn is not safe for concurrent use.
+// *pgx.Conn is not safe for concurrent use. The sink begins and commits its own
+// transactions on it; to write within a transaction of the program's, use [Sink.Write].
 type DB interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, rows pgx.CopyFromSource) (int64, error)
@@ -83,9 +84,10 @@ type ApplyFunc[T any] func(ctx context.Context, tx pgx.Tx, fresh Fresh[T]) error
 // before, in key order.
 type Fresh[T any] struct {
 	// Table is the quoted name of a temporary table, ready to put into SQL, holding one row
-	// per message of Messages: Options.Columns (typed by Options.ColumnTypes) and, when the
-	// messages are keyed by position, Options.StreamColumn and Options.PositionColumn. It
-	// lives until the transaction ends.
+	// per message of Messages: Options.Columns (typed by Options.ColumnTypes), then, when the
+	// messages are keyed by position, Options.StreamColumn and Options.PositionColumn, and
+	// the sink's own pgsink_ord (the row's place in the batch). Select the columns by name.
+	// It lives until the transaction ends.
 	Table string
 	// Messages are the messages, in key order. They belong to the batch: do not keep them.
 	Messages []*pipeline.Message[T]

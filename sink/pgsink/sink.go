@@ -3,6 +3,7 @@ package pgsink
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,9 +30,10 @@ type Sink[T any] struct {
 	upsert      string // Upsert: the guarded upsert from the staging table
 	apply       string // ApplyOnce: record the keys, return the ordinals of rows applied before
 
-	createApplied string // ApplyOnce: CREATE TABLE IF NOT EXISTS of Table
-	appliedMu     sync.Mutex
-	appliedOK     bool
+	createApplied string   // ApplyOnce: CREATE TABLE IF NOT EXISTS of Table
+	keyNames      []string // the key's columns, sorted byte-wise, for the unique index check
+	readyMu       sync.Mutex
+	ready         bool // the table was checked (InsertOnce, Upsert) or created (ApplyOnce)
 
 	stats struct {
 		batches, written, skipped, rejected, fallbacks, retries atomic.Int64
@@ -59,6 +61,8 @@ func New[T any](opts Options[T]) (*Sink[T], error) {
 	s.stageCols = append(append([]string(nil), cfg.cols...), ordColumn)
 	cols := quoteAll(cfg.cols)
 	keys := quoteAll(pick(cfg.cols, cfg.keyAt))
+	s.keyNames = pick(cfg.cols, cfg.keyAt)
+	slices.Sort(s.keyNames)
 	switch cfg.Mode {
 	case InsertOnce, Upsert:
 		s.createStage = `CREATE TEMP TABLE ` + s.stage + ` ON COMMIT DROP AS SELECT ` + strings.Join(cols, ", ") +

@@ -3,6 +3,7 @@ package pgsink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -22,10 +23,8 @@ func (s *Sink[T]) write(ctx context.Context, outer pgx.Tx, batch []pipeline.Mess
 	if err != nil || len(rows) == 0 {
 		return err
 	}
-	if s.cfg.Mode == ApplyOnce {
-		if err := s.ensureApplied(ctx); err != nil {
-			return err
-		}
+	if err := s.ensureReady(ctx, outer); err != nil {
+		return &WriteError{Table: s.table, Rows: len(rows), Attempts: 1, Err: err}
 	}
 	return s.writeRows(ctx, outer, rows, res)
 }
@@ -261,23 +260,69 @@ func (s *Sink[T]) dropStageIn(ctx context.Context, tx, outer pgx.Tx) error {
 	return err
 }
 
-// ensureApplied creates the ApplyOnce table when it is missing, once per sink.
-func (s *Sink[T]) ensureApplied(ctx context.Context) error {
-	s.appliedMu.Lock()
-	defer s.appliedMu.Unlock()
-	if s.appliedOK {
+// ensureReady prepares the table before the sink's first write: for ApplyOnce it creates the
+// applied table when it is missing; for InsertOnce and Upsert it checks that the table has a
+// unique index on exactly the key's columns, without which a redelivered batch would be
+// inserted twice by the fast path (and ON CONFLICT would fail). It does so once per sink, in
+// outer when it is given (the table may be the caller transaction's own), else in a
+// transaction of its own; until it succeeds, every write fails.
+func (s *Sink[T]) ensureReady(ctx context.Context, outer pgx.Tx) error {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	if s.ready {
 		return nil
 	}
-	err := s.inTx(ctx, nil, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, s.createApplied)
-		return err
-	})
-	// Two programs creating the table at once: one of them loses the race on the catalog,
-	// and the table is there.
-	if err != nil && !hasCode(err, "23505") && !hasCode(err, "42P07") {
-		return &WriteError{Table: s.table, Attempts: 1, Err: err}
+	var err error
+	if s.cfg.Mode == ApplyOnce {
+		err = s.inTx(ctx, nil, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, s.createApplied)
+			return err
+		})
+		// Two programs creating the table at once: one of them loses the race on the
+		// catalog, and the table is there.
+		if hasCode(err, "23505") || hasCode(err, "42P07") {
+			err = nil
+		}
+	} else {
+		check := func(tx pgx.Tx) error { return s.checkKey(ctx, tx) }
+		if outer != nil {
+			err = check(outer)
+		} else {
+			err = s.inTx(ctx, nil, check)
+		}
 	}
-	s.appliedOK = true
+	if err != nil {
+		return err
+	}
+	s.ready = true
+	return nil
+}
+
+// keyIndexQuery reports whether table $1 exists and whether it has a valid, non-partial
+// unique index on plain columns whose key columns are exactly $2 (sorted byte-wise), the
+// index ON CONFLICT ($2) infers.
+const keyIndexQuery = `SELECT to_regclass($1) IS NOT NULL, EXISTS (
+	SELECT FROM pg_index i
+	WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid
+		AND i.indpred IS NULL AND i.indexprs IS NULL
+		AND ARRAY(SELECT a.attname::text COLLATE "C" FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+			JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+			WHERE k.n <= i.indnkeyatts ORDER BY 1) = $2::text[])`
+
+// errNoKeyIndex is the cause of a WriteError when the table has no unique index on the key.
+var errNoKeyIndex = errors.New("no unique index or constraint on exactly the key's columns")
+
+func (s *Sink[T]) checkKey(ctx context.Context, tx pgx.Tx) error {
+	var exists, indexed bool
+	if err := tx.QueryRow(ctx, keyIndexQuery, s.table, s.keyNames).Scan(&exists, &indexed); err != nil {
+		return err
+	}
+	switch {
+	case !exists:
+		return fmt.Errorf("table %s does not exist", s.table)
+	case !indexed:
+		return fmt.Errorf("%w (%s): a redelivered batch would be written twice", errNoKeyIndex, strings.Join(s.keyNames, ", "))
+	}
 	return nil
 }
 
