@@ -166,8 +166,5 @@ func shuffled(msgs []pipeline.Message[Event]) []pipeline.Message[Event] {
 	return out
 }
 
-// permanent reports whether err has the Permanent() bool method that the pipeline honours.
-func permanent(err error) bool {
-	p, ok := err.(interface{ Permanent() bool })
-	return ok && p.Permanent()
-}
+// permanent reports whether the pipeline takes err for bad data.
+func permanent(err error) bool { return pipeline.IsPermanent(err) }
