@@ -280,11 +280,11 @@ func (c *claimRun[T]) caughtUp() bool {
 // heartbeat acks what is saved and renews the lease, within the lease. It returns the
 // ack's error.
 func (c *claimRun[T]) heartbeat() error {
+	if !c.live() {
+		return errLeaseEnding // lost, or too late: the watchdog stops it
+	}
 	acks, which := ackList(c.store, c.streams)
 	d := c.l.deadline()
-	if d.IsZero() {
-		return dsclient.ErrFenced
-	}
 	ctx, cancel := context.WithDeadline(c.p.runCtx, d.Add(-c.margin))
 	start := time.Now()
 	_, err := c.l.ack(ctx, acks, false)
@@ -362,6 +362,8 @@ func (s *subState[T]) hold(cr *claimRun[T]) (nextWake bool) {
 				switch {
 				case claimOver(err):
 					cr.kill(ClaimFenced, err)
+				case errors.Is(err, errLeaseEnding):
+					cr.kill(ClaimExpired, err)
 				case errors.Is(err, dsclient.ErrInvalidAck):
 					p.log.Error("durablestreams: the server refused the committed positions; releasing the claim without acking",
 						"subscription", s.id, "err", err)

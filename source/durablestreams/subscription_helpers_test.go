@@ -231,13 +231,14 @@ type workerOptions struct {
 	handle   func(ctx context.Context, ms []pipeline.Message[event]) error // before the sink
 	webhook  dsclient.WebhookOptions
 	inFlight int
+	onWon    func(ds.ClaimEvent) // called as each claim is won, before its streams are read
 }
 
 // startWorker runs a pipeline over the subscriptions, writing into sink, until the test
 // stops it (stopAll) or ends.
 func startWorker(t *testing.T, name string, subs []*dsclient.Subscription, sink *keyedSink, o workerOptions) *worker {
 	t.Helper()
-	w := &worker{name: name, obs: &subRecorder{}, done: make(chan error, 1)}
+	w := &worker{name: name, obs: &subRecorder{onWon: o.onWon}, done: make(chan error, 1)}
 	src, err := ds.NewSubscriptionProducer(ds.SubscriptionOptions[event]{
 		Subscriptions:      subs,
 		Worker:             name,
