@@ -92,18 +92,18 @@ func (r *run[T]) acknowledge(s *ackScratch, msgs []Message[T], halt bool) (ended
 		if seen[start] {
 			continue
 		}
-		a := msgs[start].acknowledger
+		a := msgs[start].Acknowledger()
 		refs, fails := s.refs[:0], s.fails[:0]
 		for j := start; j < len(msgs); j++ {
 			m := &msgs[j]
-			if seen[j] || !sameAcknowledger(m.acknowledger, a) {
+			if seen[j] || !sameAcknowledger(m.Acknowledger(), a) {
 				continue
 			}
 			seen[j] = true
 			err, h := m.err, halt
-			if copyOf(m) {
+			if m.copy() { // the message ends with its last copy
 				var last bool
-				if last, err, h = m.fan.copyDone(m.err, halt); !last {
+				if last, err, h = m.fan().copyDone(m.err, halt); !last {
 					continue
 				}
 			}

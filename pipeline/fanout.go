@@ -3,14 +3,18 @@ package pipeline
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/sluice-go/sluice/ack"
 )
 
 // fanout is the set of batchers of a message routed to several ([Message.SetBatchers]) and,
 // once it is routed, the state its copies share: the message is acknowledged when the last
-// copy has finished, as failed if any copy failed.
+// copy has finished, as failed if any copy failed. It takes the place of the message's (and
+// its copies') acknowledger, and keeps that acknowledger in a.
 type fanout struct {
-	names   []string    // distinct, in the order given; immutable
-	claimed atomic.Bool // routed: the state below belongs to the copies of one message
+	names   []string         // distinct, in the order given; immutable
+	a       ack.Acknowledger // the message's own acknowledger
+	claimed atomic.Bool      // routed: the state below belongs to the copies of one message
 
 	left atomic.Int32 // copies not finished
 	mu   sync.Mutex
@@ -18,14 +22,20 @@ type fanout struct {
 	halt bool  // a copy's failure was reported with Halt
 }
 
-// copyOf reports whether m is a routed copy, whose end goes through its fanout.
-func copyOf[T any](m *Message[T]) bool { return m.fan != nil && m.fan.claimed.Load() }
+// Ack forwards to the message's acknowledger. The pipeline acknowledges fanned-out messages
+// through [fanout.copyDone] and never calls it; it is here so that a fanout can hold the
+// place of an acknowledger.
+func (f *fanout) Ack(successful []ack.Ref, failed []ack.Failure) {
+	if f.a != nil {
+		f.a.Ack(successful, failed)
+	}
+}
 
-// claim takes f for the copies of one message, or returns a fresh one with the same names if
-// f was claimed already (a handler copied a fanned-out message).
+// claim takes f for the copies of one message, or returns a fresh one with the same names
+// and acknowledger if f was claimed already (a handler copied a fanned-out message).
 func (f *fanout) claim(copies int) *fanout {
 	if !f.claimed.CompareAndSwap(false, true) {
-		f = &fanout{names: f.names}
+		f = &fanout{names: f.names, a: f.a}
 		f.claimed.Store(true)
 	}
 	f.left.Store(int32(copies))

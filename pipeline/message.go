@@ -27,9 +27,9 @@ type Message[T any] struct {
 	batcher      string
 	batchKey     string
 	err          error
-	fan          *fanout // the batchers when there are several (SetBatchers); nil otherwise
 	attempt      int32
 	routed       bool // batcher was set explicitly
+	fanned       bool // acknowledger is a *fanout: SetBatchers named several batchers
 }
 
 // Metadata is what a producer attaches to a message to say where it came from. The pipeline
@@ -58,13 +58,36 @@ func NewMessage[T any](data T, a ack.Acknowledger, ref ack.Ref) Message[T] {
 }
 
 // SetAcknowledger sets the acknowledger told how the message ended, and the reference it is
-// told with. Producers call it; handlers must not.
+// told with. Producers call it; handlers must not (on a fanned-out copy in a batch handler it
+// does nothing).
 func (m *Message[T]) SetAcknowledger(a ack.Acknowledger, ref ack.Ref) {
-	m.acknowledger, m.ref = a, ref
+	if m.copy() {
+		return
+	}
+	m.ref = ref
+	if m.fanned { // keep the routing, with the new acknowledger
+		m.acknowledger = &fanout{names: m.fan().names, a: a}
+		return
+	}
+	m.acknowledger = a
 }
 
 // Acknowledger returns the message's acknowledger (nil when it needs none).
-func (m *Message[T]) Acknowledger() ack.Acknowledger { return m.acknowledger }
+func (m *Message[T]) Acknowledger() ack.Acknowledger {
+	if m.fanned {
+		return m.fan().a
+	}
+	return m.acknowledger
+}
+
+// fan returns the fan-out state of a message routed to several batchers: while it is routed
+// to several, it holds the place of the message's acknowledger (which it keeps), so that
+// Message grows by no field for fan-out.
+func (m *Message[T]) fan() *fanout { return m.acknowledger.(*fanout) }
+
+// copy reports whether m is the copy of a fanned-out message that a batcher has (its routing
+// is done: routing it again does nothing).
+func (m *Message[T]) copy() bool { return m.fanned && m.fan().claimed.Load() }
 
 // Ref returns the reference the message is acknowledged with.
 func (m *Message[T]) Ref() ack.Ref { return m.ref }
@@ -94,7 +117,15 @@ func (m *Message[T]) Failed() bool { return m.err != nil }
 // routed to a batcher the pipeline does not have fails with [ErrUnknownBatcher] (bad data).
 // Until a handler calls it (or [Message.SetBatchers]), a message goes to
 // [Options.DefaultBatcher]. It replaces any earlier routing and allocates nothing.
-func (m *Message[T]) SetBatcher(name string) { m.batcher, m.routed, m.fan = name, true, nil }
+func (m *Message[T]) SetBatcher(name string) {
+	if m.fanned {
+		if m.copy() {
+			return
+		}
+		m.acknowledger, m.fanned = m.fan().a, false
+	}
+	m.batcher, m.routed = name, true
+}
 
 // SetBatchers routes the message to every named batcher (fan-out): once the processors are
 // done with it, each of those batchers gets a copy of it, which it batches and hands to its
@@ -113,11 +144,15 @@ func (m *Message[T]) SetBatcher(name string) { m.batcher, m.routed, m.fan = name
 // Each copy is a Message value of its own, so a batch handler that replaces m.Data, fails m or
 // sets its batch key changes its copy only. What Data points to (a map, a slice, a pointer's
 // target) is shared by the copies, which batch handlers run concurrently: they must not
-// modify it. A batch key set before SetBatchers is the key of every copy.
+// modify it. A batch key set before SetBatchers is the key of every copy. In a batch handler,
+// a copy's routing is done: SetBatcher and SetBatchers do nothing to it.
 //
 // SetBatchers allocates (a copy of names and the state the copies share); the pipeline
 // allocates nothing more per message for fan-out.
 func (m *Message[T]) SetBatchers(names ...string) {
+	if m.copy() {
+		return
+	}
 	distinct := 0
 	var first string
 	for i, n := range names {
@@ -132,13 +167,13 @@ func (m *Message[T]) SetBatchers(names ...string) {
 		m.SetBatcher(first)
 		return
 	}
-	f := &fanout{names: make([]string, 0, distinct)}
+	f := &fanout{names: make([]string, 0, distinct), a: m.Acknowledger()}
 	for i, n := range names {
 		if n != "" && !slices.Contains(names[:i], n) {
 			f.names = append(f.names, n)
 		}
 	}
-	m.batcher, m.routed, m.fan = first, true, f
+	m.batcher, m.routed, m.acknowledger, m.fanned = first, true, f, true
 }
 
 // Batcher returns the name of the batcher the message was routed to with [Message.SetBatcher],
@@ -153,8 +188,8 @@ func (m *Message[T]) Batcher() string { return m.batcher }
 // the caller's.
 func (m *Message[T]) Batchers() []string {
 	switch {
-	case m.fan != nil:
-		return slices.Clone(m.fan.names)
+	case m.fanned:
+		return slices.Clone(m.fan().names)
 	case m.routed && m.batcher != "":
 		return []string{m.batcher}
 	}

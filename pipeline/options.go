@@ -63,11 +63,13 @@ type Options[T any] struct {
 	// succeeds), with no failure handler.
 	Failure FailureOptions[T]
 
-	// ShutdownTimeout bounds a drain, from its start to the last acknowledgement. When it
-	// passes, handlers' context is cancelled, queued work is dropped, no more
-	// acknowledgements are delivered, and Run returns a [*ShutdownTimeoutError]. Run still
-	// waits for handler (and Produce) calls already running to return, so that no goroutine
-	// outlives it: they must honour their context. Default: 30s.
+	// ShutdownTimeout bounds a drain, from its start to the last acknowledgement. Until it
+	// passes, transient failures are still retried (a sink that comes back in time gets its
+	// messages written). When it passes, handlers' context is cancelled, retry waits end,
+	// queued work is dropped, no more acknowledgements are delivered, and Run returns a
+	// [*ShutdownTimeoutError] saying what was left. Run still waits for handler (and Produce)
+	// calls already running to return, so that no goroutine outlives it: they must honour
+	// their context. Default: 30s.
 	ShutdownTimeout time.Duration
 
 	// Observer receives the pipeline's events. Default: none.

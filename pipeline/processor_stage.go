@@ -70,27 +70,31 @@ func (w *processorWorker[T]) process(c []Message[T]) {
 	t0 := r.now()
 	retry := r.retries()
 	failedBefore := 0
-	if r.observed || retry {
+	switch {
+	case w.first:
+		failedBefore = markProducerFailures(c)
+	case r.observed || retry:
 		failedBefore = countFailed(c)
 	}
 	if retry {
 		w.retry.save(c)
 	}
-	w.handle(c)
-	if retry && countFailed(c) > failedBefore {
+	failed := w.attempt(c)
+	if retry && failed > failedBefore {
 		r.retry(w, &w.retry, c)
+		failed = countFailed(c)
 	}
 	if r.observed {
 		r.obs.Processed(ProcessedEvent{
 			Pipeline: r.o.Name, Processor: w.pl.opts.Name,
-			Messages: len(c), Failed: countFailed(c) - failedBefore, Duration: since(t0),
+			Messages: len(c), Failed: failed - failedBefore, Duration: since(t0),
 		})
 	}
 }
 
-// handle is one attempt of the pool's handler (and preparer) at the messages of c that have
-// not failed.
-func (w *processorWorker[T]) handle(c []Message[T]) {
+// attempt is one attempt of the pool's handler (and preparer) at the messages of c that have
+// not failed. It returns how many messages of c have failed after it.
+func (w *processorWorker[T]) attempt(c []Message[T]) (failed int) {
 	r, pl := w.r, w.pl
 	if pl.preparer != nil {
 		if err := callPrepare(r.hctx, pl.preparer, c); err != nil {
@@ -102,17 +106,37 @@ func (w *processorWorker[T]) handle(c []Message[T]) {
 	h := pl.opts.Handler
 	for i := range c {
 		m := &c[i]
-		if m.err != nil {
-			continue
+		if m.err == nil {
+			if err := callHandle(r.hctx, h, m); err != nil {
+				m.Fail(err)
+			}
 		}
-		if err := callHandle(r.hctx, h, m); err != nil {
-			m.Fail(err)
+		if m.err != nil {
+			failed++
 		}
 	}
+	return failed
 }
+
+// handle makes one more attempt at msgs, for a retry.
+func (w *processorWorker[T]) handle(msgs []Message[T]) { w.attempt(msgs) }
 
 // stage names the pool in retry events.
 func (w *processorWorker[T]) stage() string { return w.pl.opts.Name }
+
+// markProducerFailures marks the failures the messages of c arrived with from their producer
+// (a message that could not be decoded) as permanent: they are bad data. It returns how many
+// there are.
+func markProducerFailures[T any](c []Message[T]) int {
+	n := 0
+	for i := range c {
+		if e := c[i].err; e != nil {
+			c[i].err = Permanent(e)
+			n++
+		}
+	}
+	return n
+}
 
 func countFailed[T any](c []Message[T]) int {
 	n := 0
@@ -136,7 +160,7 @@ func (w *processorWorker[T]) dest(m *Message[T]) int {
 	if m.err != nil {
 		return toNone
 	}
-	if m.fan != nil {
+	if m.fanned {
 		return toMany
 	}
 	name := w.r.o.DefaultBatcher
@@ -235,8 +259,9 @@ func (w *processorWorker[T]) add(d int, m *Message[T]) {
 // batcher and sharing the state that acknowledges m once they have all finished. When a name
 // is unknown, m fails (and finishes here) before any copy is made.
 func (w *processorWorker[T]) fanOut(m *Message[T]) {
+	f := m.fan()
 	w.fanIdx = w.fanIdx[:0]
-	for _, name := range m.fan.names {
+	for _, name := range f.names {
 		d := w.index(name)
 		if d < 0 {
 			m.Fail(Permanent(fmt.Errorf("%w %q", ErrUnknownBatcher, name)))
@@ -245,10 +270,10 @@ func (w *processorWorker[T]) fanOut(m *Message[T]) {
 		}
 		w.fanIdx = append(w.fanIdx, d)
 	}
-	f := m.fan.claim(len(w.fanIdx))
+	f = f.claim(len(w.fanIdx))
 	for k, d := range w.fanIdx {
 		cp := *m
-		cp.batcher, cp.fan = f.names[k], f
+		cp.batcher, cp.acknowledger = f.names[k], f
 		w.add(d, &cp)
 	}
 }

@@ -54,11 +54,6 @@ func (r *run[T]) producerLoop() {
 		r.room.release(want - n)
 		r.p.limiter.giveBack(want - n)
 		if n > 0 {
-			for i := range buf[:n] {
-				if e := buf[i].err; e != nil { // failed by the producer (undecodable): bad data
-					buf[i].err = Permanent(e)
-				}
-			}
 			inflight := r.inflight.Add(int64(n))
 			if r.observed {
 				r.obs.Produced(ProducedEvent{Pipeline: r.o.Name, Messages: n, Demand: want, Duration: since(t0), InFlight: int(inflight)})

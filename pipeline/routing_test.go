@@ -67,6 +67,10 @@ func TestFanOutAcknowledgesAfterEveryCopy(t *testing.T) {
 					for i := range b {
 						an.add(&b[i])
 						b[i].Data = -1 // its own copy: the database's is unchanged
+						// Routing a copy again does nothing: it still counts as a copy.
+						b[i].SetBatcher("database")
+						b[i].SetBatchers("database", "analytics")
+						b[i].SetAcknowledger(nil, ack.Ref{})
 					}
 					return nil
 				})},
@@ -274,6 +278,22 @@ func TestSetBatchers(t *testing.T) {
 	m.SetBatcher("z")
 	if got := m.Batchers(); !slices.Equal(got, []string{"z"}) {
 		t.Errorf("SetBatcher after SetBatchers: %v, want [z]", got)
+	}
+
+	// The acknowledger is the producer's whatever the routing, in either order.
+	a, b := &countingAcker{}, &countingAcker{}
+	m.SetAcknowledger(a, ack.Ref{N: 1})
+	m.SetBatchers("x", "y")
+	if m.Acknowledger() != ack.Acknowledger(a) || m.Ref().N != 1 {
+		t.Errorf("after SetBatchers: acknowledger %v, ref %v; want the producer's", m.Acknowledger(), m.Ref())
+	}
+	m.SetAcknowledger(b, ack.Ref{N: 2})
+	if m.Acknowledger() != ack.Acknowledger(b) || m.Ref().N != 2 || !slices.Equal(m.Batchers(), []string{"x", "y"}) {
+		t.Errorf("SetAcknowledger after SetBatchers: acknowledger %v, ref %v, batchers %v", m.Acknowledger(), m.Ref(), m.Batchers())
+	}
+	m.SetBatcher("z")
+	if m.Acknowledger() != ack.Acknowledger(b) {
+		t.Errorf("SetBatcher after SetBatchers: acknowledger %v, want the producer's", m.Acknowledger())
 	}
 }
 
