@@ -470,3 +470,61 @@ func TestQuotedNames(t *testing.T) {
 		t.Fatalf("%d rows, want 50", n)
 	}
 }
+
+// A serialization failure is retried: a sink whose transactions are REPEATABLE READ meets a
+// row that another transaction updates and commits meanwhile (40001), tries again in a new
+// transaction, and writes its newer version.
+func TestSerializationFailureRetried(t *testing.T) {
+	testPool(t) // skips without PostgreSQL
+	app := fmt.Sprintf("pgsink_test_%d", rand.Uint64()%1e12)
+	cfg, err := pgxpool.ParseConfig(dsn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
+	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "repeatable read"
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	admin := testPool(t)
+	table := newTable(t, admin, "id bigint PRIMARY KEY, user_id text NOT NULL, amount bigint NOT NULL")
+	exec(t, admin, "INSERT INTO "+table+" VALUES (7, 'first', 1)")
+	sink, err := pgsink.New(pgsink.Options[Event]{DB: pool, Mode: pgsink.Upsert, Table: table, Columns: eventCols,
+		Values: eventValues, Key: []string{"id"}, Version: "amount"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	other, err := admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback(ctx)
+	if _, err := other.Exec(ctx, "UPDATE "+table+" SET user_id = 'other', amount = 2 WHERE id = 7"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sink.HandleBatch(ctx, []pipeline.Message[Event]{record(100, 7, 5)}, pipeline.BatchInfo{}) }()
+	for waiting := int64(0); waiting == 0; {
+		waiting = queryInt(t, admin, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", app)
+		select {
+		case err := <-done:
+			t.Fatalf("HandleBatch returned %v before waiting", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := other.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("HandleBatch: %v", err)
+	}
+	if st := sink.Stats(); st.Retries < 1 || st.Written != 1 {
+		t.Fatalf("stats %+v: want a retry and the row written", st)
+	}
+	if v := queryInt(t, admin, "SELECT amount FROM "+table+" WHERE id = 7 AND user_id = 'v5'"); v != 5 {
+		t.Fatalf("amount %d, want 5", v)
+	}
+}
