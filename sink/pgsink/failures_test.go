@@ -506,7 +506,9 @@ func TestSerializationFailureRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- sink.HandleBatch(ctx, []pipeline.Message[Event]{record(100, 7, 5)}, pipeline.BatchInfo{}) }()
+	go func() {
+		done <- sink.HandleBatch(ctx, []pipeline.Message[Event]{record(100, 7, 5)}, pipeline.BatchInfo{})
+	}()
 	for waiting := int64(0); waiting == 0; {
 		waiting = queryInt(t, admin, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", app)
 		select {
