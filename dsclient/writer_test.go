@@ -135,63 +135,65 @@ func TestRefWriterConcurrent(t *testing.T) {
 // Batches that race on separate connections reach the server out of order: seq 1 is held
 // back until seq 2 has been refused with a gap. The writer sends the early ones again after
 // their predecessors, and the stream holds every item once, in order. Deterministic: the
-// hold is a channel, not a sleep.
+// hold is a channel, not a sleep. On the in-process server and, through a proxy in the test
+// process, on the reference server.
 func TestWriterSequenceGapRace(t *testing.T) {
-	var (
-		mu       sync.Mutex
-		gaps     int
-		released = make(chan struct{})
-		once     sync.Once
-	)
-	tr := &handlerTransport{}
-	tr.before = func(r *http.Request) (*http.Response, error, bool) {
-		if r.Method == http.MethodPost && r.Header.Get("Producer-Seq") == "1" {
-			mu.Lock()
-			first := gaps == 0
-			mu.Unlock()
-			if first {
-				<-released // seq 2.. overtake seq 1
+	for _, server := range []string{"dstest", "ref"} {
+		t.Run(server, func(t *testing.T) {
+			var (
+				mu       sync.Mutex
+				gaps     int
+				released = make(chan struct{})
+				once     sync.Once
+			)
+			tr := &handlerTransport{}
+			tr.before = func(r *http.Request) (*http.Response, error, bool) {
+				if r.Method == http.MethodPost && r.Header.Get("Producer-Seq") == "1" {
+					mu.Lock()
+					first := gaps == 0
+					mu.Unlock()
+					if first {
+						<-released // seq 2.. overtake seq 1
+					}
+				}
+				return nil, nil, false
 			}
-		}
-		return nil, nil, false
-	}
-	tr.after = func(r *http.Request, resp *http.Response) (*http.Response, error) {
-		if resp.StatusCode == http.StatusConflict && r.Header.Get("Producer-Seq") == "2" {
-			mu.Lock()
-			gaps++
-			mu.Unlock()
-			once.Do(func() { close(released) })
-		}
-		return resp, nil
-	}
-	_, s := inProcess(t, tr, "race")
-	ctx := t.Context()
-	w, err := ds.NewWriter(s, ds.WriterOptions{ID: "racer", MaxBatchBytes: 1, Linger: -1, MaxInFlight: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 12 {
-		if err := w.AppendJSON(ctx, event{N: i}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if gaps == 0 {
-		t.Fatal("no sequence gap happened: the race was not exercised")
-	}
-	evs := readEvents(t, s)
-	if len(evs) != 12 {
-		t.Fatalf("%d items stored", len(evs))
-	}
-	for i, e := range evs {
-		if e.N != i {
-			t.Fatalf("item %d is %d", i, e.N)
-		}
-	}
-	if st := w.Stats(); st.Items != 12 || st.Batches != 12 || st.Duplicates != 0 {
-		t.Fatalf("stats %+v", st)
+			tr.after = func(r *http.Request, resp *http.Response) (*http.Response, error) {
+				if resp.StatusCode == http.StatusConflict && r.Header.Get("Producer-Seq") == "2" {
+					mu.Lock()
+					gaps++
+					mu.Unlock()
+					once.Do(func() { close(released) })
+				}
+				return resp, nil
+			}
+			var s *ds.Stream
+			if server == "dstest" {
+				_, s = inProcess(t, tr, "race")
+			} else {
+				s = viaRef(t, tr, name(t))
+			}
+			ctx := t.Context()
+			w, err := ds.NewWriter(s, ds.WriterOptions{ID: "racer", MaxBatchBytes: 1, Linger: -1, MaxInFlight: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 12 {
+				if err := w.AppendJSON(ctx, event{N: i}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if gaps == 0 {
+				t.Fatal("no sequence gap happened: the race was not exercised")
+			}
+			checkEvents(t, s, 12)
+			if st := w.Stats(); st.Items != 12 || st.Batches != 12 || st.Duplicates != 0 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
 	}
 }
 

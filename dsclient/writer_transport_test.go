@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"syscall"
 	"testing"
 
@@ -65,11 +67,29 @@ func inProcess(t testing.TB, tr *handlerTransport, name string, opts ...ds.Optio
 	if err != nil {
 		t.Fatal(err)
 	}
+	return h, through(t, tr, h, name, opts...)
+}
+
+// viaRef returns a JSON stream handle named name on the reference server, created, whose
+// requests go through tr to a reverse proxy in the test process.
+func viaRef(t testing.TB, tr *handlerTransport, name string, opts ...ds.Option) *ds.Stream {
+	t.Helper()
+	u, err := url.Parse(ref(t).URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return through(t, tr, httputil.NewSingleHostReverseProxy(u), name, opts...)
+}
+
+// through sets h as tr's handler and returns a created JSON stream handle named name whose
+// requests go through tr.
+func through(t testing.TB, tr *handlerTransport, h http.Handler, name string, opts ...ds.Option) *ds.Stream {
+	t.Helper()
 	tr.h = h
 	opts = append([]ds.Option{ds.WithHTTPClient(&http.Client{Transport: tr}), ds.WithContentType("application/json")}, opts...)
 	s := ds.NewStream("http://dstest.invalid/v1/stream/"+name, opts...)
 	if _, err := s.Create(t.Context(), ds.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	return h, s
+	return s
 }
