@@ -8,8 +8,8 @@ import (
 	"github.com/sluice-go/sluice/dsclient"
 )
 
-// errNotRunning refuses a webhook wake that arrives while the producer is not running; the
-// server delivers it again later (to this worker or another behind the same URL).
+// errNotRunning refuses a webhook wake that arrives once the producer drains; the server
+// delivers it again later (to this worker or another behind the same URL).
 var errNotRunning = errors.New("durablestreams: the subscription producer is not running")
 
 // WebhookHandler returns the http.Handler that receives the wakes of the producer's webhook
@@ -21,8 +21,9 @@ var errNotRunning = errors.New("durablestreams: the subscription producer is not
 // stream is read to its tail and committed (the server then delivers the next wake if work
 // arrived meanwhile).
 //
-// While the producer is not running (before its first Produce, and once it drains) the
-// handler answers 500, and the server delivers the wake again later. A repeated delivery
+// A wake that arrives before the first Produce is worked on once the run starts. Once the
+// producer drains, the handler answers 500, and the server delivers the wake again later
+// (to this worker or another behind the same URL). A repeated delivery
 // of the wake being worked on is answered and ignored; a newer wake for a subscription
 // whose wake is being worked on means that the old one was lost, which is stopped at once.
 //
@@ -44,9 +45,9 @@ func (p *SubscriptionProducer[T]) onWake(_ context.Context, w *dsclient.Wake) (b
 		return false, errors.New("durablestreams: wake of an unknown subscription")
 	}
 	p.mu.Lock()
-	running := p.started && !p.draining
+	draining := p.draining
 	p.mu.Unlock()
-	if !running {
+	if draining {
 		return false, errNotRunning
 	}
 	s.offerWake(w)
