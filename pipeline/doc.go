@@ -54,7 +54,10 @@
 // through its context's cancellation (cause [ErrDraining]) and, if it implements
 // [DrainNotifier], PrepareForDraining. A producer that implements [Closer] is closed after the
 // last acknowledgement: the place to save a final checkpoint. With [Options.ProducerConcurrency]
-// above 1, Produce is called on the one Producer from several goroutines at once.
+// above 1, Produce is called on the one Producer from several goroutines at once. A producer
+// that implements [Decoder] hands out its messages undecoded and has the first pool's
+// goroutines decode them, in parallel, before any handler sees them; what does not decode is
+// bad data.
 //
 // # Messages
 //

@@ -72,6 +72,9 @@ func (w *processorWorker[T]) process(c []Message[T]) {
 	failedBefore := 0
 	switch {
 	case w.first:
+		if r.decoder != nil {
+			callDecode(r.decoder, c)
+		}
 		failedBefore = markProducerFailures(c)
 	case r.observed || retry:
 		failedBefore = countFailed(c)
@@ -125,8 +128,8 @@ func (w *processorWorker[T]) handle(msgs []Message[T]) { w.attempt(msgs) }
 func (w *processorWorker[T]) stage() string { return w.pl.opts.Name }
 
 // markProducerFailures marks the failures the messages of c arrived with from their producer
-// (a message that could not be decoded) as permanent: they are bad data. It returns how many
-// there are.
+// (a message that could not be decoded, by the producer or by its DecodeMessages) as
+// permanent: they are bad data. It returns how many there are.
 func markProducerFailures[T any](c []Message[T]) int {
 	n := 0
 	for i := range c {

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -21,6 +22,8 @@ type run[T any] struct {
 	pcancel context.CancelCauseFunc
 	hctx    context.Context // handlers' context: cancelled at the shutdown timeout only
 	hcancel context.CancelFunc
+
+	decoder Decoder[T] // the producer, when the first pool decodes its messages
 
 	credits   *credits // the in-flight bound, MaxInFlight
 	room      *credits // the first pool's room: 2 × Concurrency × MaxDemand messages
@@ -102,6 +105,9 @@ func newRun[T any](p *Pipeline[T], ctx context.Context) *run[T] {
 	}
 	r.batchersExited.init(len(r.batchers))
 	r.batchProcsExited.init(batchProcs)
+	if d, ok := o.Producer.(Decoder[T]); ok && o.Processors[0].PartitionBy == nil {
+		r.decoder = d
+	}
 	r.chunks = newFreeList[Message[T]](4*goroutines+8, maxChunk)
 	r.producersExited.init(o.ProducerConcurrency)
 	return r
@@ -127,6 +133,12 @@ func (r *run[T]) start() {
 				next = r.pools[k+1]
 			}
 			r.wg.Go(func() { r.processorLoop(pl, next, in) })
+		}
+	}
+	if r.decoder != nil {
+		if err := callDeferDecoding(r.decoder); err != nil {
+			r.decoder = nil
+			r.fail(fmt.Errorf("pipeline: producer DeferDecoding: %w", err))
 		}
 	}
 	for range r.o.ProducerConcurrency {

@@ -87,3 +87,27 @@ func callSizeOf[T any](f func(*Message[T]) int, m *Message[T]) (n int) {
 	}()
 	return f(m)
 }
+
+func callDeferDecoding[T any](d Decoder[T]) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = recovered(v)
+		}
+	}()
+	d.DeferDecoding()
+	return nil
+}
+
+// callDecode lets the producer decode msgs; a panic fails every message of msgs that has not
+// failed.
+func callDecode[T any](d Decoder[T], msgs []Message[T]) {
+	defer func() {
+		if v := recover(); v != nil {
+			err := recovered(v)
+			for i := range msgs {
+				msgs[i].Fail(err)
+			}
+		}
+	}()
+	d.DecodeMessages(msgs)
+}
