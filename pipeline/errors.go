@@ -106,7 +106,8 @@ func (e *HaltError) Unwrap() []error {
 // offset-committing acknowledger never commits past them).
 //
 // Retrying counts those of them that had failed transiently and were waiting to be retried
-// (a sink or service still down: see [RetryTransient]), and LastErr is the last such failure;
+// (a sink or service still down: see [RetryTransient]; a fanned-out message counts once per
+// copy retried), and LastErr is the last such failure;
 // Unwrap returns it, so errors.Is and errors.As on Run's error see the sink's error.
 type ShutdownTimeoutError struct {
 	Timeout    time.Duration
