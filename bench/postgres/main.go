@@ -24,7 +24,9 @@
 //     batch (not idempotent): the pipeline's own cost.
 //
 // Every run checks what it wrote (row counts and sums); a run that fails its check is
-// INVALID and left out of the medians.
+// INVALID and left out of the medians. Besides rows/s and the ratio to the same round's bare
+// CopyFrom, the table gives the program's own CPU time per row (the client side; PostgreSQL's
+// is not counted), which holds steadier than elapsed times on a shared machine.
 package main
 
 import (
@@ -34,7 +36,9 @@ import (
 	"log"
 	"os"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,7 +55,18 @@ func main() {
 	dsn := flag.String("dsn", defaultDSN(), "PostgreSQL connection string")
 	batch := flag.Int("batch", 10000, "the pipeline's batch size")
 	conc := flag.Int("concurrency", 2, "the pipeline's batch processors")
+	only := flag.String("variants", "", "comma-separated variants to run, of bare, insert, redelivered, upsert, apply, plain (default: all)")
 	flag.Parse()
+	cfg := config{n: *n, rounds: *rounds, batch: *batch, conc: *conc}
+	if *only != "" {
+		cfg.only = map[string]bool{}
+		for _, k := range strings.Split(*only, ",") {
+			if !slices.ContainsFunc(variants, func(v variant) bool { return v.key == k }) {
+				log.Fatalf("-variants: no variant %q", k)
+			}
+			cfg.only[k] = true
+		}
+	}
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, *dsn)
 	if err != nil {
@@ -63,14 +78,16 @@ func main() {
 	_ = pool.QueryRow(ctx, "SHOW server_version").Scan(&pgVersion)
 	fmt.Printf("PostgreSQL %s at %s; %d rows of ~100 bytes per run, %d rounds; pipeline: batches of %d, %d batch processors\n\n",
 		pgVersion, *dsn, *n, *rounds, *batch, *conc)
-	res, err := measure(ctx, pool, config{n: *n, rounds: *rounds, batch: *batch, conc: *conc}, func(s string) { fmt.Println(s) })
+	res, err := measure(ctx, pool, cfg, func(s string) { fmt.Println(s) })
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println()
-	fmt.Printf("%-46s %12s %8s\n", "variant", "rows/s", "x bare")
+	fmt.Printf("%-46s %12s %8s %14s\n", "variant", "rows/s", "x bare", "µs CPU/row")
 	for _, r := range res {
-		fmt.Printf("%-46s %12.0f %7.2fx\n", r.name, r.rate, r.ratio)
+		if r.rate > 0 {
+			fmt.Printf("%-46s %12.0f %7.2fx %14.2f\n", r.name, r.rate, r.ratio, r.cpu)
+		}
 	}
 	fmt.Println("target: pgsink InsertOnce >= 0.85x the bare CopyFrom")
 }
@@ -84,6 +101,7 @@ func defaultDSN() string {
 
 type config struct {
 	n, rounds, batch, conc int
+	only                   map[string]bool // the variants to run, by key; nil: all
 }
 
 // row is one event's fields; its position is its index.
@@ -110,6 +128,7 @@ var keyedColumns = []string{"stream", "position", "id", "user_id", "type", "amou
 // variant is one way of writing the rows: setup prepares table (fresh, empty) untimed, run
 // writes the rows, check verifies the result.
 type variant struct {
+	key   string // its name for -variants
 	name  string
 	setup func(ctx context.Context, pool *pgxpool.Pool, table string, n int) error
 	run   func(ctx context.Context, pool *pgxpool.Pool, table string, rows []row, cfg config) error
@@ -117,9 +136,9 @@ type variant struct {
 }
 
 var variants = []variant{
-	{"bare CopyFrom", createKeyed, bareCopy, checkKeyed},
-	{"pgsink InsertOnce", createKeyed, insertOnce, checkKeyed},
-	{"pgsink InsertOnce, every batch redelivered", func(ctx context.Context, pool *pgxpool.Pool, table string, n int) error {
+	{"bare", "bare CopyFrom", createKeyed, bareCopy, checkKeyed},
+	{"insert", "pgsink InsertOnce", createKeyed, insertOnce, checkKeyed},
+	{"redelivered", "pgsink InsertOnce, every batch redelivered", func(ctx context.Context, pool *pgxpool.Pool, table string, n int) error {
 		if err := createKeyed(ctx, pool, table, n); err != nil {
 			return err
 		}
@@ -127,19 +146,20 @@ var variants = []variant{
 			FROM generate_series(0, $2::bigint - 1, 5000) AS p`, stream, n)
 		return err
 	}, insertOnce, checkKeyed},
-	{"pgsink Upsert", func(ctx context.Context, pool *pgxpool.Pool, table string, _ int) error {
+	{"upsert", "pgsink Upsert", func(ctx context.Context, pool *pgxpool.Pool, table string, _ int) error {
 		return create(ctx, pool, table, `id bigint PRIMARY KEY, user_id text NOT NULL, type text NOT NULL,
 			amount double precision NOT NULL, position bigint NOT NULL`)
 	}, upsert, checkUpsert},
-	{"pgsink ApplyOnce", func(ctx context.Context, pool *pgxpool.Pool, table string, _ int) error {
+	{"apply", "pgsink ApplyOnce", func(ctx context.Context, pool *pgxpool.Pool, table string, _ int) error {
 		return create(ctx, pool, table+"_totals", "user_id text PRIMARY KEY, total double precision NOT NULL, n bigint NOT NULL")
 	}, applyOnce, checkApplyOnce},
-	{"sluice, plain COPY per batch", createKeyed, plainCopy, checkKeyed},
+	{"plain", "sluice, plain COPY per batch", createKeyed, plainCopy, checkKeyed},
 }
 
 type result struct {
 	name        string
 	rate, ratio float64
+	cpu         float64 // the program's CPU time per row, in µs: the client side's cost, whatever the load
 }
 
 // measure runs every variant cfg.rounds times and returns medians of rows/s and of the
@@ -151,6 +171,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, cfg config, logf func(stri
 	}
 	rates := make([][]float64, len(variants))
 	ratios := make([][]float64, len(variants))
+	cpus := make([][]float64, len(variants))
 	for r := range cfg.rounds {
 		order := make([]int, len(variants))
 		for i := range order {
@@ -162,14 +183,17 @@ func measure(ctx context.Context, pool *pgxpool.Pool, cfg config, logf func(stri
 		got := make([]float64, len(variants))
 		for _, vi := range order {
 			v := variants[vi]
+			if cfg.only != nil && !cfg.only[v.key] {
+				continue
+			}
 			table := fmt.Sprintf("sluice_bench_pg_%d", vi)
 			drop(ctx, pool, table)
 			err := v.setup(ctx, pool, table, cfg.n)
-			var el time.Duration
+			var el, cpu time.Duration
 			if err == nil {
-				t0 := time.Now()
+				t0, c0 := time.Now(), cpuTime()
 				err = v.run(ctx, pool, table, rows, cfg)
-				el = time.Since(t0)
+				el, cpu = time.Since(t0), cpuTime()-c0
 			}
 			if err == nil {
 				err = v.check(ctx, pool, table, cfg.n)
@@ -180,7 +204,8 @@ func measure(ctx context.Context, pool *pgxpool.Pool, cfg config, logf func(stri
 				continue
 			}
 			got[vi] = float64(cfg.n) / el.Seconds()
-			logf(fmt.Sprintf("round %d/%d %-46s %10.0f rows/s", r+1, cfg.rounds, v.name, got[vi]))
+			cpus[vi] = append(cpus[vi], float64(cpu.Microseconds())/float64(cfg.n))
+			logf(fmt.Sprintf("round %d/%d %-46s %10.0f rows/s %6.2f µs CPU/row", r+1, cfg.rounds, v.name, got[vi], cpus[vi][len(cpus[vi])-1]))
 		}
 		for vi := range variants {
 			if got[vi] > 0 {
@@ -193,7 +218,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, cfg config, logf func(stri
 	}
 	out := make([]result, len(variants))
 	for vi, v := range variants {
-		out[vi] = result{name: v.name, rate: dsload.Median(rates[vi]), ratio: dsload.Median(ratios[vi])}
+		out[vi] = result{name: v.name, rate: dsload.Median(rates[vi]), ratio: dsload.Median(ratios[vi]), cpu: dsload.Median(cpus[vi])}
 	}
 	return out, nil
 }
@@ -360,6 +385,16 @@ func viaPipeline(ctx context.Context, rows []row, cfg config, handler pipeline.B
 		return err
 	}
 	return nil
+}
+
+// cpuTime returns the CPU time the program has used (user and system): the client side of a
+// run, which other load on the machine does not inflate as it does the elapsed time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // pgReachable reports whether PostgreSQL answers at dsn.
