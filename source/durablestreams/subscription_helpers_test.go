@@ -227,6 +227,8 @@ type workerOptions struct {
 	perTurn  int
 	maxOpen  int
 	maxAge   time.Duration
+	claimInt time.Duration
+	noStore  bool // no checkpoint store (store is ignored)
 	wrap     func(pipeline.Producer[event]) pipeline.Producer[event]
 	handle   func(ctx context.Context, ms []pipeline.Message[event]) error // before the sink
 	webhook  dsclient.WebhookOptions
@@ -239,6 +241,9 @@ type workerOptions struct {
 func startWorker(t *testing.T, name string, subs []*dsclient.Subscription, sink *keyedSink, o workerOptions) *worker {
 	t.Helper()
 	w := &worker{name: name, obs: &subRecorder{onWon: o.onWon}, done: make(chan error, 1)}
+	if o.noStore {
+		o.store = nil
+	}
 	src, err := ds.NewSubscriptionProducer(ds.SubscriptionOptions[event]{
 		Subscriptions:      subs,
 		Worker:             name,
@@ -248,6 +253,7 @@ func startWorker(t *testing.T, name string, subs []*dsclient.Subscription, sink 
 		MaxMessagesPerTurn: o.perTurn,
 		MaxOpenStreams:     o.maxOpen,
 		MaxClaimAge:        o.maxAge,
+		ClaimInterval:      o.claimInt,
 		Webhook:            o.webhook,
 		Observer:           w.obs,
 		Logger:             testLogger(t),

@@ -225,6 +225,13 @@ func (s *claimStore) Load(ctx context.Context, key string) (string, bool, error)
 	if floor, ok := s.floors[key]; ok && pos.Compare(floor) < 0 {
 		return "", false, nil
 	}
+	// The store's position counts as saved: a stream the last holder finished and saved
+	// but did not ack is acked up to it, even if nothing is left to read.
+	s.smu.Lock()
+	if cur, ok := s.saved[key]; !ok || pos.Compare(cur) > 0 {
+		s.saved[key] = pos
+	}
+	s.smu.Unlock()
 	return v, true, nil
 }
 
