@@ -195,9 +195,9 @@ func (s *Sink[T]) HandleBatch(ctx context.Context, batch []pipeline.Message[T], 
 //
 // Write works in savepoints of tx: a COPY that meets a row already there, and a row the
 // database rejects, cost a savepoint and leave tx usable. Rejected rows fail their message
-// as in [Sink.HandleBatch]. Any other error (a deadlock, a serialization failure, a lost
-// connection) leaves tx unusable: the caller rolls it back and, when [Retryable] says so,
-// tries the whole transaction again. Failures marked on messages before such an error
+// as in [Sink.HandleBatch]. Any other error, a [*WriteError] (a deadlock, a serialization
+// failure, a lost connection), means tx is to be rolled back: the caller does so and, when
+// [Retryable] says so, tries the whole transaction again. Failures marked on messages before such an error
 // stand; a caller that retries the batch should retry it from its state before Write.
 //
 // The counts it returns are for tx: they come true only if tx commits. Write does not

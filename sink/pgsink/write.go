@@ -73,10 +73,10 @@ func (s *Sink[T]) attempts(ctx context.Context, outer pgx.Tx, rows []row[T], res
 		}
 		res.Fallbacks += r.Fallbacks
 		var ve *valueError
-		if errors.As(err, &ve) || rowClass(err) || outer != nil || !Retryable(err) || n >= s.cfg.MaxAttempts {
-			if outer != nil || errors.As(err, &ve) {
-				return err
-			}
+		if errors.As(err, &ve) {
+			return err
+		}
+		if rowClass(err) || outer != nil || !Retryable(err) || n >= s.cfg.MaxAttempts {
 			return &WriteError{Table: s.table, Rows: len(rows), Attempts: n, Err: err}
 		}
 		res.Retries++
