@@ -94,15 +94,17 @@ func validLabelName(s string) bool {
 // Durable Streams producer. It implements [pipeline.Observer], [durablestreams.Observer] and
 // [durablestreams.ProducerObserver]: pass it as pipeline.Options.Observer, to
 // [durablestreams.WithObserver] and as durablestreams.ProducerOptions.Observer, and give the
-// producer to [Metrics.WatchProducer] for its lag gauges. Its methods are safe for
-// concurrent use, never block, and allocate nothing once a label value (a stage name, an
-// HTTP status) has been seen.
+// producer to [Metrics.WatchProducer] for its lag gauges. It also implements
+// [durablestreams.SubscriptionObserver], for durablestreams.SubscriptionOptions.Observer.
+// Its methods are safe for concurrent use, never block, and allocate nothing once a label
+// value (a stage name, an HTTP status, a subscription id) has been seen.
 type Metrics struct {
 	reg      prometheus.Registerer
 	all      []prometheus.Collector
 	pipeline *pipelineMetrics
 	client   *clientMetrics
 	producer *producerMetrics
+	subs     *subscriptionMetrics
 }
 
 // New creates the collectors of [Metrics] and registers them on reg, all at once: either
@@ -136,6 +138,7 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 	m.pipeline = newPipelineMetrics(&f)
 	m.client = newClientMetrics(&f)
 	m.producer = newProducerMetrics(&f)
+	m.subs = newSubscriptionMetrics(&f)
 	m.all = f.all
 	if err := reg.Register(collectorSet(m.all)); err != nil {
 		var are prometheus.AlreadyRegisteredError
