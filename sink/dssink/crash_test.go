@@ -215,7 +215,7 @@ func crashKill(t *testing.T, in, out *dsclient.Stream, n, kills int) {
 		select {
 		case err := <-exited:
 			t.Fatalf("the child finished before kill %d (%v): make the input longer", kill, err)
-		case <-time.After(time.Duration(800+rand.IntN(1200)) * time.Millisecond):
+		case <-time.After(time.Duration(1500+rand.IntN(1500)) * time.Millisecond):
 		}
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -245,18 +245,20 @@ func crashKill(t *testing.T, in, out *dsclient.Stream, n, kills int) {
 // (which the parent runs, so that it outlives every child).
 func TestCrashKill(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kill -9 cycles take about 25 s")
+		t.Skip("kill -9 cycles take about 20 s")
 	}
+	t.Parallel()
 	srv := dstest.ForTest(t, dstest.Options{})
-	crashKill(t, dsclient.NewStream(srv.StreamURL("crash-in")), dsclient.NewStream(srv.StreamURL("crash-out")), 60000, 15)
+	crashKill(t, dsclient.NewStream(srv.StreamURL("crash-in")), dsclient.NewStream(srv.StreamURL("crash-out")), 30000, 8)
 }
 
 // The same against the reference server.
 func TestRefCrashKill(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kill -9 cycles take about 10 s")
+		t.Skip("kill -9 cycles take about 12 s")
 	}
+	t.Parallel()
 	srv := ref(t)
 	stream := name(t)
-	crashKill(t, dsclient.NewStream(srv.StreamURL(stream+"-in")), dsclient.NewStream(srv.StreamURL(stream+"-out")), 30000, 6)
+	crashKill(t, dsclient.NewStream(srv.StreamURL(stream+"-in")), dsclient.NewStream(srv.StreamURL(stream+"-out")), 15000, 4)
 }

@@ -11,6 +11,7 @@
 //		},
 //	})
 //	...
+//	Processors: []pipeline.ProcessorOptions[Order]{{Handler: check, Concurrency: 1}}, // in order
 //	Batchers: map[string]pipeline.BatcherOptions[Order]{
 //		"out": {Handler: sink, BatchSize: 500, BatchTimeout: 100 * time.Millisecond}, // one at a time
 //	},
@@ -53,14 +54,19 @@
 //     github.com/sluice-go/sluice/source/durablestreams), or another producer that documents
 //     stable positions. Positions are at most 2^53-1.
 //   - For each source stream and batch key, messages reach the sink in position order. Keep
-//     the order through the processors (Concurrency 1, or PartitionBy on the batch key or
-//     the source stream) and into the batch handler (the batcher's Concurrency 1, or Ordered
-//     true). Gaps are fine: failed or filtered messages simply have no item. A message at or
-//     below a position the sink wrote for its stream and key in the same run is refused: it
-//     fails with [ErrOutOfOrder], as bad data, rather than being written out of order or
-//     taken for one written already. Under the default failure policy the pipeline retries a
-//     batch's transient failures before it hands the batch processor another batch, so
-//     retries keep the order.
+//     the order through the processors (Concurrency 1 — the default is GOMAXPROCS — or
+//     PartitionBy on the batch key or the source stream) and into the batch handler (the
+//     batcher's Concurrency 1, its default, or Ordered true). Gaps are fine: failed or
+//     filtered messages simply have no item. Under the default failure policy the pipeline
+//     retries a batch's transient failures before it hands the batch processor another
+//     batch, so retries keep the order.
+//   - A message at or below a position the sink wrote for its stream and key in the same run
+//     is refused: it fails with [ErrOutOfOrder], as bad data, rather than being written out
+//     of order or taken for one written already. It goes to the failure handler (a
+//     dead-letter stream), and a later run, which cannot tell it from a redelivery, skips
+//     it: a pipeline that does not keep the order loses those items from the output, so
+//     watch for ErrOutOfOrder. (After an append of unknown outcome the sink learns the last
+//     position again from the server, and cannot tell the positions below it apart either.)
 //   - One sink (one process) writes to an output stream under one ID, and the ID and the
 //     batch keys stay the same across restarts: they name the producer state that records
 //     what was written. Several sinks may share an output stream with different IDs; their

@@ -68,8 +68,9 @@ func Example() {
 		pl, err := pipeline.New(pipeline.Options[order]{
 			Name:     "tax",
 			Producer: p,
-			Processors: []pipeline.ProcessorOptions[order]{{ // one goroutine: source order kept
-				Handler: pipeline.HandlerFunc[order](func(context.Context, *pipeline.Message[order]) error { return nil }),
+			Processors: []pipeline.ProcessorOptions[order]{{
+				Concurrency: 1, // one goroutine: the source's order is kept
+				Handler:     pipeline.HandlerFunc[order](func(context.Context, *pipeline.Message[order]) error { return nil }),
 			}},
 			Batchers: map[string]pipeline.BatcherOptions[order]{
 				// One batch processor: each batch in position order.
