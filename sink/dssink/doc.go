@@ -16,9 +16,10 @@
 //		"out": {Handler: sink, BatchSize: 500, BatchTimeout: 100 * time.Millisecond}, // one at a time
 //	},
 //
-// Each message gives at most one item (Value's JSON value, or Bytes' bytes); a batch's items
-// go to the output stream in source-position order, in as few append requests as
-// MaxRequestBytes allows.
+// Each message gives one item: Value's JSON value (or values, with [Many]: an aggregate that
+// one event completes, say), or Bytes' bytes, or nothing. A batch's items go to the output
+// stream in source-position order, in as few append requests as MaxRequestBytes allows; one
+// message's item is never split between requests.
 //
 // # How a redelivery is recognised
 //

@@ -20,9 +20,9 @@ type Options[T any] struct {
 	// the program, and no other sink or writer may use it on the same output stream.
 	ID string
 	// Value returns the value to append for a message, encoded with encoding/json as one
-	// message of the output stream (which must be a JSON stream), or nil to append nothing
-	// for the message (it succeeds). An error fails the message as bad data
-	// ([pipeline.Permanent]). Exactly one of Value and Bytes is required.
+	// message of the output stream (which must be a JSON stream); a [Many] to append several;
+	// or nil to append nothing for the message (it succeeds). An error fails the message as
+	// bad data ([pipeline.Permanent]). Exactly one of Value and Bytes is required.
 	Value func(m *pipeline.Message[T]) (any, error)
 	// Bytes returns the bytes to append for a message, or nil to append nothing for it: for
 	// a JSON output stream one JSON value (checked: an invalid value fails the message as

@@ -24,6 +24,11 @@ import (
 // being taken for one written already.
 var ErrOutOfOrder = errors.New("dssink: message out of position order")
 
+// Many is what Options.Value returns to append several values for one message, each as one
+// message of the output stream (in order, in the same request, so that a redelivery finds
+// all of them written or none). An empty Many appends nothing.
+type Many []any
+
 // maxPosition is the largest position the sink can write: a position is an idempotent
 // producer epoch, at most 2^53-1.
 const maxPosition = 1<<53 - 1
@@ -268,7 +273,22 @@ func (s *Sink[T]) item(m *pipeline.Message[T]) ([]byte, error) {
 		if err != nil || v == nil {
 			return nil, err
 		}
-		return json.Marshal(v)
+		many, ok := v.(Many)
+		if !ok {
+			return json.Marshal(v)
+		}
+		var b []byte
+		for i, v := range many {
+			if i > 0 {
+				b = append(b, ',') // the request's array holds each value as one message
+			}
+			vb, err := json.Marshal(v)
+			if err != nil {
+				return nil, err
+			}
+			b = append(b, vb...)
+		}
+		return b, nil
 	}
 	b, err := s.o.Bytes(m)
 	if err != nil || len(b) == 0 {

@@ -263,6 +263,29 @@ func TestItemsNilAndBad(t *testing.T) {
 	}
 }
 
+// Value may return several values for one message: each is one message of the output, and
+// a redelivery skips them all.
+func TestManyValues(t *testing.T) {
+	servers(t, func(t *testing.T, url func() string) {
+		s := jsonStream(t, url())
+		value := func(m *pipeline.Message[int]) (any, error) {
+			o, _ := valueOf(m)
+			switch m.Metadata.Position % 3 {
+			case 0:
+				return dssink.Many{o, o}, nil
+			case 1:
+				return dssink.Many{}, nil
+			}
+			return o, nil
+		}
+		for range 2 {
+			sink := newSink(t, dssink.Options[int]{Stream: s, Value: value, MaxRequestBytes: 100})
+			handle(t, sink, "", batchOf("src", span(0, 8)...))
+		}
+		checkOut(t, s, map[string][]int64{"src": {0, 0, 2, 3, 3, 5, 6, 6, 8}})
+	})
+}
+
 // lossyTransport loses the answer of the first append numbered with epoch (the sink's last
 // position of a request), after the server stored it.
 type lossyTransport struct {
