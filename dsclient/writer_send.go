@@ -119,8 +119,9 @@ func (w *Writer) record(b *wbatch, res AppendResult, err error) error {
 		}
 		w.event(b, res.Duplicate, nil)
 	case e != nil && e.Kind == ErrSequenceGap && b.hadPred:
-		// A predecessor had not reached the server yet: send again once it is stored.
-		b.afterGap = true
+		// A predecessor had not reached the server yet: send again once it is stored. The gap
+		// also says that no attempt stored this batch.
+		b.afterGap, b.maybeStored = true, false
 		w.requeue(b)
 	case e != nil && e.Kind == ErrSequenceGap && w.o.EpochPolicy == EpochClaim && w.ctx.Err() == nil:
 		// Every earlier batch is stored, yet the server expects an earlier sequence: it lost
