@@ -15,6 +15,9 @@
 //   - pgsink InsertOnce, every batch redelivered: the same, into a table that holds one row
 //     of every 5,000 already, so that every batch's COPY meets a row there and the batch
 //     goes through staging and INSERT … ON CONFLICT DO NOTHING: the cost of a redelivery.
+//   - pgsink InsertOnce, a replay: the same, into a table that holds every row already, as
+//     after a crash that lost the checkpoint: every batch's COPY fails at its first row, and
+//     staging finds every row there.
 //   - pgsink Upsert: the same pipeline into the Upsert sink (key id, versioned by position)
 //     of a table keyed by id: staging and INSERT … ON CONFLICT DO UPDATE per batch.
 //   - pgsink ApplyOnce: the same pipeline into the ApplyOnce sink, whose Apply adds each
@@ -55,7 +58,7 @@ func main() {
 	dsn := flag.String("dsn", defaultDSN(), "PostgreSQL connection string")
 	batch := flag.Int("batch", 10000, "the pipeline's batch size")
 	conc := flag.Int("concurrency", 2, "the pipeline's batch processors")
-	only := flag.String("variants", "", "comma-separated variants to run, of bare, insert, redelivered, upsert, apply, plain (default: all)")
+	only := flag.String("variants", "", "comma-separated variants to run, of bare, insert, redelivered, replay, upsert, apply, plain (default: all)")
 	flag.Parse()
 	cfg := config{n: *n, rounds: *rounds, batch: *batch, conc: *conc}
 	if *only != "" {
@@ -144,6 +147,14 @@ var variants = []variant{
 		}
 		_, err := pool.Exec(ctx, `INSERT INTO `+table+` SELECT $1, p, p, 'u' || (p % 300), 'purchase', (p % 100) + 0.5
 			FROM generate_series(0, $2::bigint - 1, 5000) AS p`, stream, n)
+		return err
+	}, insertOnce, checkKeyed},
+	{"replay", "pgsink InsertOnce, a replay (every row there)", func(ctx context.Context, pool *pgxpool.Pool, table string, n int) error {
+		if err := createKeyed(ctx, pool, table, n); err != nil {
+			return err
+		}
+		_, err := pool.Exec(ctx, `INSERT INTO `+table+` SELECT $1, p, p, 'u' || (p % 300), 'purchase', (p % 100) + 0.5
+			FROM generate_series(0, $2::bigint - 1) AS p`, stream, n)
 		return err
 	}, insertOnce, checkKeyed},
 	{"upsert", "pgsink Upsert", func(ctx context.Context, pool *pgxpool.Pool, table string, _ int) error {
