@@ -44,7 +44,7 @@ func Example() {
 			Name: "price",
 			Handler: pipeline.HandlerFunc[string](func(_ context.Context, msg *pipeline.Message[string]) error {
 				if msg.Data == "c" {
-					return fmt.Errorf("no price for %s", msg.Data)
+					return pipeline.Permanent(fmt.Errorf("no price for %s", msg.Data)) // bad data
 				}
 				return nil
 			}),
