@@ -100,12 +100,14 @@ type fill struct {
 
 // newFill starts the fill of up to n messages of the current response.
 func (p *Producer[T]) newFill(n int) *fill {
-	return &fill{chunk: p.rec, first: p.rec.first + p.idx,
-		arena: make([]byte, 0, max(p.fillBytes, 64*n)), ends: make([]int32, 0, n)}
+	return &fill{chunk: p.rec, arena: make([]byte, 0, max(p.fillBytes, 64*n)), ends: make([]int32, 0, n)}
 }
 
-// add appends the next item's bytes to the fill: the item at position f.first+len(f.ends).
-func (f *fill) add(raw []byte) {
+// add appends the bytes of the item at position pos, the fill's next one.
+func (f *fill) add(raw []byte, pos int64) {
+	if len(f.ends) == 0 {
+		f.first = pos
+	}
 	f.arena = append(f.arena, raw...)
 	f.ends = append(f.ends, int32(len(f.arena)))
 }

@@ -519,8 +519,9 @@ func (p *Producer[T]) fill(ctx context.Context, dst []pipeline.Message[T]) (int,
 				continue
 			}
 			if f != nil {
-				f.add(raw)
-				dst[i].Metadata = pipeline.Metadata{Stream: p.path, Position: p.rec.first + p.idx, Source: f}
+				pos := p.rec.first + p.idx
+				f.add(raw, pos)
+				dst[i].Metadata = pipeline.Metadata{Stream: p.path, Position: pos, Source: f}
 				p.idx++
 			} else {
 				p.emit(&dst[i], raw, p.dec.json, start)
