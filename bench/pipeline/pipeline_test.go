@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-go/sluice/bench/internal/decoders"
 	"github.com/sluice-go/sluice/bench/internal/dsload"
 	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/dsclient/dstest"
@@ -26,7 +27,7 @@ func TestReadersExactlyOnce(t *testing.T) {
 	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 16 << 10})
 	const n = 3000
 	u := fillTest(t, srv, n, 250)
-	for _, rd := range readers {
+	for _, rd := range readersFor(decoders.All()) {
 		tl := newTally(n)
 		if err := rd.run(context.Background(), u, tl); err != nil {
 			t.Fatalf("%s: %v", rd.name, err)

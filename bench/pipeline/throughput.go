@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/sluice-go/sluice/bench/internal/decoders"
 	"github.com/sluice-go/sluice/bench/internal/dsload"
 	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/pipeline"
@@ -18,13 +19,39 @@ import (
 // reader is one way of reading a whole stream of n events into a tally.
 type reader struct {
 	name string
-	run  func(ctx context.Context, streamURL string, t *tally) error
+	// kind is "bare", "client", "parallel" or "pipeline"; decoder names the decoder of the
+	// parallel and pipeline readers.
+	kind, decoder string
+	run           func(ctx context.Context, streamURL string, t *tally) error
 }
 
-var readers = []reader{
-	{"bare net/http+json.Decoder", readBare},
-	{"client JSONItems[T]", readClient},
-	{"pipeline (Producer, 4 proc, batch 1000)", readPipeline},
+// readersFor returns the readers of the throughput table: the bare reader (the ratios'
+// base), the client, and for each decoder the hand-written parallel reader and the pipeline.
+func readersFor(decs []decoders.Decoder) []reader {
+	rs := []reader{
+		{name: "bare net/http+json.Decoder", kind: "bare", run: readBare},
+		{name: "client JSONItems[T]", kind: "client", run: readClient},
+	}
+	for _, d := range decs {
+		rs = append(rs,
+			reader{name: "parallel reader (" + d.Name + ")", kind: "parallel", decoder: d.Name,
+				run: func(ctx context.Context, u string, t *tally) error { return readParallel(ctx, u, t, d) }},
+			reader{name: "pipeline (" + d.Name + ")", kind: "pipeline", decoder: d.Name,
+				run: func(ctx context.Context, u string, t *tally) error { return readPipeline(ctx, u, t, d) }},
+		)
+	}
+	return rs
+}
+
+// producerOptions returns the options of the producer of the throughput and crash runs
+// with decoder d: std is the producer's default decoding (encoding/json semantics); any
+// other decoder is passed as ProducerOptions.Decode.
+func producerOptions(s *dsclient.Stream, d decoders.Decoder) ds.ProducerOptions[dsload.Event] {
+	o := ds.ProducerOptions[dsload.Event]{Stream: s}
+	if d.Name != "std" {
+		o.Decode = func(data []byte, dst *dsload.Event) error { return d.Unmarshal(data, dst) }
+	}
+	return o
 }
 
 // httpClient is what every reader uses: the same transport settings for all.
@@ -108,15 +135,15 @@ func readClient(ctx context.Context, streamURL string, t *tally) error {
 }
 
 // readPipeline reads the stream into a Sluice pipeline: the durable-streams Producer (catch-up,
-// LiveOff, default options: it decodes each event with encoding/json), one pool of 4
+// LiveOff, default options but the decoder: see producerOptions), one pool of 4
 // processors, one batcher of 1000 messages / 50 ms whose handler sums the amounts; every
 // message acknowledged. Beyond the tally it checks the producer's own account: every message
 // handed out and finished, none failed to decode, and the committed offset at the tail.
-func readPipeline(ctx context.Context, streamURL string, t *tally) error {
+func readPipeline(ctx context.Context, streamURL string, t *tally, d decoders.Decoder) error {
 	c := httpClient()
 	defer c.CloseIdleConnections()
 	s := dsclient.NewStream(streamURL, dsclient.WithHTTPClient(c))
-	p, err := ds.NewProducer(ds.ProducerOptions[dsload.Event]{Stream: s})
+	p, err := ds.NewProducer(producerOptions(s, d))
 	if err != nil {
 		return err
 	}

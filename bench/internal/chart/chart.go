@@ -58,6 +58,7 @@ func (c Chart) WritePNG(path string) error {
 	p.Title.Text = c.Title
 	p.X.Label.Text = c.Unit
 	p.X.Min = 0
+	p.X.Tick.Marker = ticks{}
 	n := len(c.Rows)
 	labels := make([]string, n)
 	maxV := c.Target
@@ -110,8 +111,7 @@ func (c Chart) WritePNG(path string) error {
 		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 		p.Add(l)
 		if c.TargetLabel != "" {
-			p.Legend.Add(c.TargetLabel, l)
-			p.Legend.Top = true
+			p.X.Label.Text += "        (dashed line: " + c.TargetLabel + ")"
 		}
 	}
 	p.X.Max = maxV * 1.18 // room for the texts
@@ -124,6 +124,24 @@ func (c Chart) WritePNG(path string) error {
 		return fmt.Errorf("chart: %w", err)
 	}
 	return nil
+}
+
+// ticks are plot's default ticks, labelled like the values.
+type ticks struct{}
+
+func (ticks) Ticks(lo, hi float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ts {
+		if ts[i].Label == "" {
+			continue
+		}
+		if ts[i].Value == 0 {
+			ts[i].Label = "0"
+		} else {
+			ts[i].Label = strings.TrimSuffix(formatValue(ts[i].Value), ".00")
+		}
+	}
+	return ts
 }
 
 // formatValue writes v with three significant digits and a thousands separator for large
