@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sluice-go/sluice/internal/optcheck"
 )
 
 // Client holds what every stream handle shares: the HTTP client (with its connection pool),
@@ -23,9 +25,51 @@ type config struct {
 	httpClient  *http.Client
 	headers     []dynValue
 	params      []dynValue
-	retry       RetryPolicy
+	retry       retryConfig
 	observer    Observer
 	contentType string
+}
+
+// retryConfig is a handle's retry policy.
+type retryConfig struct {
+	RetryPolicy // as given; zero fields mean the defaults
+	// MaxRetries, when >= 0, caps each single operation of the handle at MaxRetries + 1
+	// attempts, whatever the policy says; -1 leaves the policy alone. The Writer sets it to 0
+	// on the handle it appends with, retrying by itself.
+	MaxRetries int
+}
+
+func newRetryConfig(p RetryPolicy) retryConfig { return retryConfig{RetryPolicy: p, MaxRetries: -1} }
+
+// policy returns the policy single operations follow.
+func (c retryConfig) policy() RetryPolicy {
+	p := c.RetryPolicy
+	if c.MaxRetries >= 0 {
+		p.MaxAttempts = c.MaxRetries + 1
+	}
+	return p
+}
+
+// optionError reports an invalid option, in the form every option problem takes.
+func optionError(option, format string, args ...any) error {
+	return optcheck.Of("dsclient", ErrInvalidArgument, []optcheck.FieldError{{Field: option, Problem: fmt.Sprintf(format, args...)}})
+}
+
+// applyOptions applies every option to c and reports the problems of them all at once.
+func applyOptions(c *config, opts []Option) error {
+	var probs []optcheck.FieldError
+	for _, o := range opts {
+		err := o(c)
+		var oe *optcheck.Error
+		switch {
+		case err == nil:
+		case errors.As(err, &oe):
+			probs = append(probs, oe.Problems...)
+		default:
+			probs = append(probs, optcheck.FieldError{Field: "Option", Problem: err.Error()})
+		}
+	}
+	return optcheck.Of("dsclient", ErrInvalidArgument, probs)
 }
 
 // dynValue is a header or query parameter, static or computed per request.
@@ -36,15 +80,17 @@ type dynValue struct {
 }
 
 // Option configures a [Client] or a [Stream] handle. Header and parameter options add to
-// those inherited from the client; the others replace them.
+// those inherited from the client; the others replace them. Invalid options are reported
+// all at once, each named (WithHeader, WithRetry.MaxDelay, …), in an [*OptionsError].
 type Option func(*config) error
 
 // WithHTTPClient sets the HTTP client. Default: a client with a tuned transport (see
-// [NewTransport]) and no overall timeout (reads can be long-lived; use contexts).
+// [NewTransport]) and no overall timeout (reads can be long-lived; use contexts and
+// [ReadOptions.IdleTimeout]).
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *config) error {
 		if hc == nil {
-			return fmt.Errorf("%w: WithHTTPClient: nil client", ErrInvalidArgument)
+			return optionError("WithHTTPClient", "nil client")
 		}
 		c.httpClient = hc
 		return nil
@@ -55,7 +101,7 @@ func WithHTTPClient(hc *http.Client) Option {
 func WithHeader(name, value string) Option {
 	return func(c *config) error {
 		if name == "" {
-			return fmt.Errorf("%w: WithHeader: empty name", ErrInvalidArgument)
+			return optionError("WithHeader", "empty name")
 		}
 		c.headers = append(slices.Clip(c.headers), dynValue{name: name, value: value})
 		return nil
@@ -69,7 +115,7 @@ func WithHeader(name, value string) Option {
 func WithHeaderFunc(name string, fn func(ctx context.Context) (string, error)) Option {
 	return func(c *config) error {
 		if name == "" || fn == nil {
-			return fmt.Errorf("%w: WithHeaderFunc: empty name or nil func", ErrInvalidArgument)
+			return optionError("WithHeaderFunc", "empty name or nil func")
 		}
 		c.headers = append(slices.Clip(c.headers), dynValue{name: name, fn: fn})
 		return nil
@@ -80,7 +126,7 @@ func WithHeaderFunc(name string, fn func(ctx context.Context) (string, error)) O
 func WithParam(name, value string) Option {
 	return func(c *config) error {
 		if name == "" {
-			return fmt.Errorf("%w: WithParam: empty name", ErrInvalidArgument)
+			return optionError("WithParam", "empty name")
 		}
 		c.params = append(slices.Clip(c.params), dynValue{name: name, value: value})
 		return nil
@@ -92,21 +138,24 @@ func WithParam(name, value string) Option {
 func WithParamFunc(name string, fn func(ctx context.Context) (string, error)) Option {
 	return func(c *config) error {
 		if name == "" || fn == nil {
-			return fmt.Errorf("%w: WithParamFunc: empty name or nil func", ErrInvalidArgument)
+			return optionError("WithParamFunc", "empty name or nil func")
 		}
 		c.params = append(slices.Clip(c.params), dynValue{name: name, fn: fn})
 		return nil
 	}
 }
 
-// WithRetry sets the retry policy. Default: [DefaultRetryPolicy]. An invalid policy makes
-// [NewClient] (or the handle's first operation) fail with [ErrInvalidArgument].
+// WithRetry sets the retry policy (its zero fields mean the defaults). Default: the zero
+// [RetryPolicy], see [DefaultRetryPolicy]. Reads and the [Consumer] may change fields of it
+// ([ReadOptions.Retry]).
 func WithRetry(p RetryPolicy) Option {
 	return func(c *config) error {
-		if err := p.Validate(); err != nil {
+		ch := optcheck.New("dsclient", ErrInvalidArgument)
+		p.check(ch, "WithRetry.")
+		if err := ch.Err(); err != nil {
 			return err
 		}
-		c.retry = p
+		c.retry = newRetryConfig(p)
 		return nil
 	}
 }
@@ -144,14 +193,12 @@ func NewTransport() *http.Transport {
 
 var defaultHTTPClient = &http.Client{Transport: NewTransport()}
 
-// NewClient returns a client configured by opts. It fails, naming the option, when an option
-// is invalid. It does no I/O.
+// NewClient returns a client configured by opts. It fails with an [*OptionsError] naming
+// every invalid option. It does no I/O.
 func NewClient(opts ...Option) (*Client, error) {
-	c := &Client{cfg: config{httpClient: defaultHTTPClient, retry: DefaultRetryPolicy()}}
-	for _, o := range opts {
-		if err := o(&c.cfg); err != nil {
-			return nil, err
-		}
+	c := &Client{cfg: config{httpClient: defaultHTTPClient, retry: newRetryConfig(RetryPolicy{})}}
+	if err := applyOptions(&c.cfg, opts); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -162,6 +209,9 @@ var defaultClient, _ = NewClient()
 // value to keep and pass around, safe for concurrent use. opts add headers and parameters to
 // the client's (or replace its other settings) for this handle only.
 //
+// The URL may carry credentials in its user info (https://user:token@host/...): they are sent
+// with every request (as HTTP basic authentication) but never shown: see [Stream.URL].
+//
 // Stream never fails: an invalid URL or option is reported, as [ErrInvalidArgument], by the
 // handle's first operation.
 func (c *Client) Stream(rawURL string, opts ...Option) *Stream {
@@ -169,27 +219,31 @@ func (c *Client) Stream(rawURL string, opts ...Option) *Stream {
 	s.cfg.headers = slices.Clip(s.cfg.headers)
 	s.cfg.params = slices.Clip(s.cfg.params)
 	u, err := url.Parse(rawURL)
-	switch {
-	case err != nil:
-		s.err = invalidArg("stream", rawURL, "invalid URL: %v", err)
-	case u.Scheme != "http" && u.Scheme != "https":
-		s.err = invalidArg("stream", rawURL, "URL scheme must be http or https")
-	case u.Host == "":
-		s.err = invalidArg("stream", rawURL, "URL has no host")
-	}
-	if s.err == nil {
-		s.base = u
-		q := *u
-		q.RawQuery, q.Fragment, q.RawFragment = "", "", ""
-		s.url = q.String()
-		for _, o := range opts {
-			if err := o(&s.cfg); err != nil {
-				s.err = err
-				break
-			}
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its message repeats the raw URL, credentials included
 		}
-	} else {
-		s.url = rawURL
+		s.url = displayRaw(rawURL)
+		s.err = invalidArg("stream", s.url, "invalid URL: %v", err)
+		return s
+	}
+	s.url = displayURL(u)
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		s.err = invalidArg("stream", s.url, "URL scheme must be http or https")
+	case u.Host == "":
+		s.err = invalidArg("stream", s.url, "URL has no host")
+	}
+	if s.err != nil {
+		return s
+	}
+	s.base = u
+	w := *u
+	w.RawQuery, w.ForceQuery, w.Fragment, w.RawFragment = "", false, "", ""
+	s.wire = w.String()
+	if err := applyOptions(&s.cfg, opts); err != nil {
+		s.err = &Error{Op: "stream", URL: s.url, Kind: ErrInvalidArgument, Err: err, BytePos: -1}
 	}
 	return s
 }
@@ -212,6 +266,15 @@ type request struct {
 	safety  retrySafety
 	retry   *RetryPolicy // overrides the handle's policy when set
 	noRetry bool
+
+	// Reads: answerTimeout gives up an attempt whose response headers have not arrived in
+	// time (answer, when set, computes it for each attempt, and timedOut hears of each
+	// attempt given up); idleTimeout then gives up a body that sends nothing for that long.
+	// Zero: none.
+	answerTimeout time.Duration
+	answer        func() time.Duration
+	timedOut      func()
+	idleTimeout   time.Duration
 }
 
 type kv struct{ k, v string }
@@ -258,7 +321,7 @@ func (s *Stream) buildRequest(ctx context.Context, r *request) (*http.Request, e
 		pairs = append(pairs, kv{p.name, v})
 	}
 	pairs = append(pairs, r.query...)
-	u := s.url
+	u := s.wire
 	if len(pairs) > 0 {
 		slices.SortStableFunc(pairs, func(a, b kv) int { return strings.Compare(a.k, b.k) })
 		var b strings.Builder
@@ -284,7 +347,7 @@ func (s *Stream) buildRequest(ctx context.Context, r *request) (*http.Request, e
 		req, err = http.NewRequestWithContext(ctx, r.method, u, nil)
 	}
 	if err != nil {
-		return nil, err
+		return nil, redactErr(err, s.url)
 	}
 	for _, h := range s.cfg.headers {
 		v := h.value
@@ -307,22 +370,42 @@ func (s *Stream) buildRequest(ctx context.Context, r *request) (*http.Request, e
 	return req, nil
 }
 
-// do sends r, retrying transient failures as r's safety allows. It returns the response of a
-// 2xx (the caller closes its body) or an *Error. Non-2xx bodies are read (up to 4 KiB) and
-// closed here.
+// do sends r, retrying transient failures as r's safety allows, with a retrier of its own
+// (the handle's policy, or r.retry). It returns the response of a 2xx (the caller closes its
+// body) or an *Error. Non-2xx bodies are read (up to 4 KiB) and closed here.
 func (s *Stream) do(ctx context.Context, r *request) (*http.Response, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	pol := &s.cfg.retry
+	pol := s.cfg.retry.policy()
 	if r.retry != nil {
-		pol = r.retry
+		pol = *r.retry
+	}
+	return s.doWith(ctx, r, newRetrier(pol, s.cfg.observer, s.url))
+}
+
+// doWith is do through the retrier rt. A read's retrier lives across its requests, so that
+// attempts without progress add up.
+func (s *Stream) doWith(ctx context.Context, r *request, rt *retrier) (*http.Response, error) {
+	if s.err != nil {
+		return nil, s.err
 	}
 	obs := s.cfg.observer
-	for attempt := 1; ; attempt++ {
-		req, err := s.buildRequest(ctx, r)
+	for {
+		attempt := rt.b.n + 1
+		if r.answer != nil {
+			r.answerTimeout = r.answer()
+		}
+		actx, wd := ctx, (*watchdog)(nil)
+		if r.answerTimeout > 0 {
+			actx, wd = watch(ctx, r.answerTimeout)
+		}
+		req, err := s.buildRequest(actx, r)
 		if err != nil {
-			return nil, &Error{Op: r.op, URL: s.url, Kind: ErrInvalidArgument, Offset: r.offset, Err: err, Attempts: attempt - 1}
+			if wd != nil {
+				wd.stop()
+			}
+			return nil, &Error{Op: r.op, URL: s.url, Kind: ErrInvalidArgument, Offset: r.offset, Err: err, Attempts: attempt - 1, BytePos: -1}
 		}
 		var tr *sendTrace
 		if r.safety == unsafe {
@@ -335,18 +418,28 @@ func (s *Stream) do(ctx context.Context, r *request) (*http.Response, error) {
 		}
 		resp, err := s.cfg.httpClient.Do(req)
 		if err != nil {
+			if wd != nil {
+				wd.stop()
+			}
+			err = redactErr(err, s.url)
 			if obs != nil {
 				obs.RequestDone(RequestDoneEvent{Op: r.op, Method: r.method, URL: s.url, Attempt: attempt, Duration: time.Since(start), Err: err})
 			}
 			if ctx.Err() != nil {
-				return nil, &Error{Op: r.op, URL: s.url, Kind: ErrNetwork, Offset: r.offset, Err: ctx.Err(), Attempts: attempt}
+				return nil, &Error{Op: r.op, URL: s.url, Kind: ErrNetwork, Offset: r.offset, Err: ctx.Err(), Attempts: attempt, BytePos: -1}
 			}
-			e := &Error{Op: r.op, URL: s.url, Kind: ErrNetwork, Offset: r.offset, Err: err, Attempts: attempt}
+			e := &Error{Op: r.op, URL: s.url, Kind: ErrNetwork, Offset: r.offset, Err: err, Attempts: attempt, BytePos: -1}
+			if wd.timedOut() {
+				e.Kind, e.Err = ErrTimeout, fmt.Errorf("no response within %s", r.answerTimeout)
+				if r.timedOut != nil {
+					r.timedOut()
+				}
+			}
 			retry := r.safety != unsafe || tr.notSent() || isDialError(err)
-			if r.noRetry || !retry || attempt > pol.MaxRetries {
+			if r.noRetry || !retry {
 				return nil, e
 			}
-			if err := s.backoff(ctx, r, pol, attempt, 0, e); err != nil {
+			if err := rt.retry(ctx, e); err != nil {
 				return nil, err
 			}
 			continue
@@ -355,37 +448,34 @@ func (s *Stream) do(ctx context.Context, r *request) (*http.Response, error) {
 			if obs != nil {
 				obs.RequestDone(RequestDoneEvent{Op: r.op, Method: r.method, URL: s.url, Attempt: attempt, Status: resp.StatusCode, Duration: time.Since(start)})
 			}
+			if wd != nil {
+				// The body is read under the idle timeout, if any; closing it releases the
+				// watchdog.
+				if wd.idle = r.idleTimeout; wd.idle > 0 {
+					wd.kick(wd.idle)
+				} else {
+					wd.timer.Stop()
+				}
+				resp.Body = &watchedBody{ReadCloser: resp.Body, w: wd}
+			}
 			return resp, nil
 		}
 		e := s.statusError(r, resp)
+		if wd != nil {
+			wd.stop()
+		}
 		e.Attempts = attempt
 		if obs != nil {
 			obs.RequestDone(RequestDoneEvent{Op: r.op, Method: r.method, URL: s.url, Attempt: attempt, Status: resp.StatusCode, Duration: time.Since(start), Err: e})
 		}
 		retry := retryableStatus(resp.StatusCode) && (r.safety != unsafe || refusedStatus(resp.StatusCode))
-		if r.noRetry || !retry || attempt > pol.MaxRetries {
+		if r.noRetry || !retry {
 			return nil, e
 		}
-		if err := s.backoff(ctx, r, pol, attempt, e.RetryAfter, e); err != nil {
+		if err := rt.retry(ctx, e); err != nil {
 			return nil, err
 		}
 	}
-}
-
-// backoff sleeps before the retry that follows attempt, reporting it to the observer.
-func (s *Stream) backoff(ctx context.Context, r *request, pol *RetryPolicy, attempt int, retryAfter time.Duration, cause *Error) error {
-	d := pol.delay(attempt - 1)
-	if retryAfter > d {
-		d = retryAfter
-	}
-	if obs := s.cfg.observer; obs != nil {
-		obs.Retry(RetryEvent{Op: r.op, URL: s.url, Attempt: attempt + 1, Delay: d, Err: cause})
-	}
-	if err := sleep(ctx, d); err != nil {
-		cause.Err = errors.Join(cause.Err, err)
-		return cause
-	}
-	return nil
 }
 
 // isDialError reports whether err happened while connecting, before anything was sent.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/sluice-go/sluice/internal/optcheck"
 )
 
 // ErrRetryBatch marks a handler error that asks the [Consumer] to call the handler again with
@@ -39,31 +41,44 @@ type ConsumerBatch struct {
 // offset still at the start of the failed chunk.
 type ConsumerHandler func(ctx context.Context, b ConsumerBatch) error
 
-// ConsumerOptions configures a [Consumer].
+// ConsumerOptions configures a [Consumer]. Zero fields mean the documented defaults.
 type ConsumerOptions struct {
-	// Offset to start from, typically a committed offset saved earlier. Default: [Beginning].
-	Offset Offset
-	// Live mode. Default: [LiveOff] (stop at the tail); a long-running consumer sets
-	// [LiveLongPoll], [LiveAuto] or [LiveSSE].
-	Live LiveMode
+	// Read configures the consumer's reads: where it starts (Read.Offset, typically a
+	// committed offset saved earlier), its live mode (Read.Live: [LiveOff] stops at the
+	// tail; a long-running consumer sets [LiveLongPoll], [LiveAuto] or [LiveSSE]), the size
+	// limit, timeouts, and retries. A consumer is long-running: unless Read.Retry.MaxAttempts
+	// says otherwise, it retries transient failures for as long as Run's context lives, with
+	// the policy's backoff; the same policy paces handler retries ([RetryBatch]).
+	// Default: the zero ReadOptions, with unlimited attempts.
+	Read ReadOptions
 	// MaxBatchItems splits a JSON chunk into batches of at most this many items, so that a
-	// large catch-up response is not handed over whole. Default: 0, one batch per chunk.
+	// large catch-up response is not handed over whole. A batch also ends when its items
+	// reach Read.MaxBytes, so that the consumer holds no more than that. Must be >= 0.
+	// Default: 0, one batch per chunk (within Read.MaxBytes).
 	MaxBatchItems int
-	// MaxReconnects is how many consecutive failed reads (after the client's own retries)
-	// the consumer survives, reconnecting with the client's backoff, before Run fails.
-	// Default: 0, no limit.
-	MaxReconnects int
-	// MaxBytes is [ReadOptions.MaxBytes]. Default: 64 MiB.
-	MaxBytes int
 	// Handler handles each batch. Required.
 	Handler ConsumerHandler
+}
+
+// Validate reports every invalid field at once, each by its path
+// (ConsumerOptions.Read.MaxBytes), in an [*OptionsError] that matches [ErrInvalidArgument].
+func (o ConsumerOptions) Validate() error {
+	c := optcheck.New("dsclient", ErrInvalidArgument)
+	o.Read.check(c, "ConsumerOptions.Read.")
+	if o.MaxBatchItems < 0 {
+		c.Bad("ConsumerOptions.MaxBatchItems", "must be >= 0, got %d", o.MaxBatchItems)
+	}
+	if o.Handler == nil {
+		c.Bad("ConsumerOptions.Handler", "required")
+	}
+	return c.Err()
 }
 
 // Consumer is a long-running reader: it reads the stream in order, hands each chunk to a
 // handler, and advances its committed offset only after the handler succeeded on the whole
 // chunk — at-least-once delivery: after a crash, restarting from the committed offset may
-// hand a batch again. Transient read failures reconnect with backoff from the last committed
-// position.
+// hand a batch again. Its reads retry transient failures by themselves (see [ChunkReader]),
+// resuming where they stood.
 //
 // Committed and InFlight are safe to call from any goroutine while Run runs.
 type Consumer struct {
@@ -75,18 +90,22 @@ type Consumer struct {
 	runs sync.Mutex
 }
 
-// NewConsumer returns a consumer of s. It validates opts and starts nothing.
+// NewConsumer returns a consumer of s. It validates opts, reporting every bad field in an
+// [*OptionsError], and starts nothing.
 func NewConsumer(s *Stream, opts ConsumerOptions) (*Consumer, error) {
-	if opts.Handler == nil {
-		return nil, fmt.Errorf("%w: ConsumerOptions.Handler: required", ErrInvalidArgument)
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
-	if opts.MaxBatchItems < 0 || opts.MaxReconnects < 0 || opts.MaxBytes < 0 {
-		return nil, fmt.Errorf("%w: ConsumerOptions: MaxBatchItems, MaxReconnects and MaxBytes must be >= 0", ErrInvalidArgument)
+	if opts.Read.Offset == "" {
+		opts.Read.Offset = Beginning
 	}
-	if opts.Offset == "" {
-		opts.Offset = Beginning
+	if opts.Read.Retry.MaxAttempts == 0 {
+		opts.Read.Retry.MaxAttempts = UnlimitedAttempts
 	}
-	return &Consumer{s: s, o: opts, comm: opts.Offset}, nil
+	if opts.Read.MaxBytes == 0 {
+		opts.Read.MaxBytes = DefaultMaxBytes
+	}
+	return &Consumer{s: s, o: opts, comm: opts.Read.Offset}, nil
 }
 
 // Committed returns the offset after the last chunk the handler finished: where a restart
@@ -106,16 +125,17 @@ func (c *Consumer) InFlight() Offset {
 }
 
 // Run consumes until the end of input (returning nil), until ctx ends (returning ctx's
-// error), or until the handler or a read fails for good (returning that error). It resumes
-// from the committed offset, so Run may be called again after it returns; calls do not
-// overlap.
+// error), or until the handler or a read fails for good (returning that error: a read
+// error retrying cannot fix, such as [ErrNotFound], or the last failure once a bounded
+// Read.Retry is exhausted). It resumes from the committed offset, so Run may be called
+// again after it returns; calls do not overlap.
 func (c *Consumer) Run(ctx context.Context) error {
 	c.runs.Lock()
 	defer c.runs.Unlock()
-	r := c.s.Reader(ctx, ReadOptions{Offset: c.Committed(), Live: c.o.Live, MaxBytes: c.o.MaxBytes})
+	ro := c.o.Read
+	ro.Offset = c.Committed()
+	r := c.s.Reader(ctx, ro)
 	defer r.Close()
-	bo := c.s.cfg.retry.Backoff()
-	fails := 0
 	for {
 		ch, err := r.Next()
 		if err == io.EOF {
@@ -125,26 +145,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			var e *Error
-			if !errors.As(err, &e) || !e.Temporary() {
-				return err
-			}
-			fails++
-			if c.o.MaxReconnects > 0 && fails > c.o.MaxReconnects {
-				return err
-			}
-			d := bo.Next()
-			if obs := c.s.cfg.observer; obs != nil {
-				obs.Reconnect(ReconnectEvent{URL: c.s.url, Live: c.o.Live, Offset: r.Offset(), Err: err})
-			}
-			if err := sleep(ctx, d); err != nil {
-				return err
-			}
-			continue
+			return err
 		}
-		fails = 0
-		bo.Reset()
 		if err := c.handleChunk(ctx, ch); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return err
 		}
 	}
@@ -179,7 +185,7 @@ func (c *Consumer) handleChunk(ctx context.Context, ch *Chunk) error {
 				off := len(arena)
 				arena = append(arena, item...)
 				items = append(items, arena[off:len(arena):len(arena)])
-				if c.o.MaxBatchItems == 0 || len(items) < c.o.MaxBatchItems {
+				if (c.o.MaxBatchItems == 0 || len(items) < c.o.MaxBatchItems) && len(arena) < c.o.Read.MaxBytes {
 					continue
 				}
 			}
@@ -214,9 +220,9 @@ func fixArena(items [][]byte, arena []byte) [][]byte {
 	return items
 }
 
-// call runs the handler, retrying batches it asks to retry.
+// call runs the handler, retrying batches it asks to retry with the read's backoff.
 func (c *Consumer) call(ctx context.Context, b ConsumerBatch) error {
-	bo := c.s.cfg.retry.Backoff()
+	bo := c.o.Read.Retry.over(c.s.cfg.retry.policy()).Backoff()
 	for {
 		start := time.Now()
 		err := c.safeHandle(ctx, b)
@@ -229,7 +235,11 @@ func (c *Consumer) call(ctx context.Context, b ConsumerBatch) error {
 		if !errors.Is(err, ErrRetryBatch) {
 			return err
 		}
-		if err := sleep(ctx, bo.Next()); err != nil {
+		d := bo.Next() // counts this call
+		if bo.Exhausted() {
+			return err
+		}
+		if err := sleep(ctx, d); err != nil {
 			return err
 		}
 	}

@@ -61,7 +61,7 @@ func TestRefConsumer(t *testing.T) {
 	// Live: a new append arrives; cancelling ends Run with the context's error.
 	lctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	lc, _ := ds.NewConsumer(s, ds.ConsumerOptions{Offset: c.Committed(), Live: ds.LiveLongPoll, Handler: func(ctx context.Context, b ds.ConsumerBatch) error {
+	lc, _ := ds.NewConsumer(s, ds.ConsumerOptions{Read: ds.ReadOptions{Offset: c.Committed(), Live: ds.LiveLongPoll}, Handler: func(ctx context.Context, b ds.ConsumerBatch) error {
 		cancel()
 		return nil
 	}})

@@ -1,18 +1,29 @@
 package dsclient
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/sluice-go/sluice/internal/optcheck"
 )
+
+// OptionsError lists every invalid field of an options value ([RetryPolicy], [ReadOptions],
+// [ConsumerOptions]) or every invalid [Option], each by its Go field path. It matches
+// [ErrInvalidArgument] with [errors.Is]. It is the same type as pipeline.OptionsError.
+type OptionsError = optcheck.Error
+
+// FieldError is one problem of an [OptionsError]: the field's path and what is wrong.
+type FieldError = optcheck.FieldError
 
 // Sentinel errors. Every error returned by an operation of this package is an [*Error] that
 // wraps exactly one of these kinds, so callers test the kind with [errors.Is] and read the
 // details with [errors.As]:
 //
-//	var e *durablestreams.Error
-//	if errors.As(err, &e) && errors.Is(err, durablestreams.ErrStaleEpoch) {
+//	var e *dsclient.Error
+//	if errors.As(err, &e) && errors.Is(err, dsclient.ErrStaleEpoch) {
 //		log.Printf("fenced: server epoch is %d", e.Epoch)
 //	}
 //
@@ -60,9 +71,24 @@ var (
 	ErrUnexpectedStatus = errors.New("dsclient: unexpected status")
 	// ErrNetwork: the request failed below HTTP (connection refused, reset, dropped).
 	ErrNetwork = errors.New("dsclient: network error")
-	// ErrParse: a response could not be parsed: malformed JSON, a malformed SSE control
-	// event, bad base64, or a missing protocol header.
+	// ErrTimeout: the server sent nothing for a read's idle timeout, or did not answer a
+	// long-poll within the server's timeout plus a margin (see [ReadOptions.IdleTimeout]).
+	// Reads retry it as a transient failure.
+	ErrTimeout = errors.New("dsclient: timed out waiting for the server")
+	// ErrParse: a response could not be parsed: malformed JSON, a malformed SSE event, bad
+	// base64, or a missing protocol header. [Error.BytePos] says where, when known. A chunk
+	// whose body is malformed cannot go on: its later reads return the same error (see
+	// [ReadOptions.OnParseError] for retrying it instead).
 	ErrParse = errors.New("dsclient: malformed response")
+	// ErrDecode: a JSON item is well-formed but does not decode into the caller's type
+	// ([Chunk.DecodeItem], [JSONItems]). The item is consumed; the chunk goes on with the
+	// next one.
+	ErrDecode = errors.New("dsclient: item does not decode")
+	// ErrOffsetRegressed: the server answered a read with a Stream-Next-Offset lower than
+	// the offset asked for, or equal to it while returning data (protocol section 8:
+	// offsets only grow). The response is not followed and its data is not delivered;
+	// reads retry it as a transient failure, asking again from the offset they hold.
+	ErrOffsetRegressed = errors.New("dsclient: server offset went backwards or did not advance")
 	// ErrTooLarge: a JSON item or an in-memory read exceeds the configured limit
 	// ([ReadOptions.MaxBytes]).
 	ErrTooLarge = errors.New("dsclient: response exceeds the size limit")
@@ -84,7 +110,8 @@ const (
 )
 
 // Error is the error returned by every operation. It wraps one of the sentinel kinds (Kind)
-// and, when there is one, the underlying cause (Err).
+// and, when there is one, the underlying cause (Err). URL never carries credentials or query
+// parameters: see [Stream.URL].
 type Error struct {
 	// Op is the operation that failed.
 	Op Op
@@ -98,6 +125,13 @@ type Error struct {
 	Detail string
 	// Offset is the offset a read asked for, when the operation is a read.
 	Offset Offset
+	// BytePos is, for [ErrParse], the position in the response body where the malformed
+	// data starts (for an SSE chunk's items, the position in the data its events carried);
+	// -1 when unknown. Other kinds leave it unset.
+	BytePos int64
+	// ReturnedOffset is the Stream-Next-Offset (or SSE streamNextOffset) the server sent,
+	// for [ErrOffsetRegressed].
+	ReturnedOffset Offset
 	// EarliestOffset is the earliest retained offset, for [ErrGone] when the server sent it.
 	EarliestOffset Offset
 	// NextOffset is the stream's final offset, for [ErrStreamClosed] when the server sent it.
@@ -136,6 +170,10 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, " (HTTP %d)", e.Status)
 	}
 	switch {
+	case e.Kind == ErrParse && e.BytePos >= 0:
+		fmt.Fprintf(&b, " at byte %d", e.BytePos)
+	case e.Kind == ErrOffsetRegressed && e.ReturnedOffset != "":
+		fmt.Fprintf(&b, "; server returned %s", e.ReturnedOffset)
 	case errors.Is(e.Kind, ErrStaleEpoch):
 		fmt.Fprintf(&b, "; server epoch %d", e.Epoch)
 	case errors.Is(e.Kind, ErrSequenceGap):
@@ -167,16 +205,18 @@ func (e *Error) Unwrap() []error {
 	return []error{e.Kind, e.Err}
 }
 
-// Temporary reports whether the failure is transient: a network error, a 429 or a 5xx. The
-// client has already retried such failures as its [RetryPolicy] allows.
+// Temporary reports whether the failure is transient: a network error, a timeout, a 429, a
+// 5xx or an offset the server sent backwards. The client has already retried such failures
+// as its [RetryPolicy] allows. An error caused by the caller's context ending is not
+// temporary.
 func (e *Error) Temporary() bool {
 	switch e.Kind {
-	case ErrNetwork, ErrRateLimited, ErrServerError:
-		return true
+	case ErrNetwork, ErrTimeout, ErrRateLimited, ErrServerError, ErrOffsetRegressed:
+		return !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
 	}
 	return false
 }
 
 func invalidArg(op Op, url, format string, args ...any) *Error {
-	return &Error{Op: op, URL: url, Kind: ErrInvalidArgument, Detail: fmt.Sprintf(format, args...)}
+	return &Error{Op: op, URL: url, Kind: ErrInvalidArgument, Detail: fmt.Sprintf(format, args...), BytePos: -1}
 }

@@ -10,8 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	ds "github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/dsclient/dstest"
 )
 
 // exampleServer is a minimal in-memory Durable Streams server for the examples: JSON streams,
@@ -189,4 +191,37 @@ func ExampleConsumer() {
 	// batch of 2 starting at item 2 last: false
 	// batch of 1 starting at item 4 last: true
 	// committed 0_5
+}
+
+// A long-running read: it retries transient failures for as long as its context lives
+// (ReadOptions.Retry changes only MaxAttempts of the handle's policy), gives up a silent
+// connection after IdleTimeout, and returns only what retrying cannot fix. The in-process
+// server is reached through dstest.NewTransport, without sockets.
+func ExampleReadOptions() {
+	h, _ := dstest.NewHandler(dstest.Options{})
+	ctx := context.Background()
+	s := ds.NewStream("http://streams.internal/v1/stream/jobs",
+		ds.WithHTTPClient(&http.Client{Transport: dstest.NewTransport(h)}),
+		ds.WithContentType("application/json"))
+	s.Create(ctx, ds.CreateOptions{})
+	ds.AppendJSONBatch(ctx, s, []string{"a", "b"}, ds.AppendOptions{})
+	s.CloseStream(ctx)
+
+	opts := ds.ReadOptions{
+		Live:        ds.LiveLongPoll,
+		Retry:       ds.RetryPolicy{MaxAttempts: ds.UnlimitedAttempts},
+		IdleTimeout: 45 * time.Second,
+	}
+	for it, err := range ds.JSONItems[string](ctx, s, opts) {
+		if err != nil {
+			fmt.Println("stopped:", err) // 404, 410, 4xx, a malformed body, or ctx's end
+			return
+		}
+		fmt.Println(it.Value)
+	}
+	fmt.Println("closed")
+	// Output:
+	// a
+	// b
+	// closed
 }

@@ -77,9 +77,10 @@ func (s *Stream) RawItems(ctx context.Context, opts ReadOptions) iter.Seq2[Item[
 	}
 }
 
-// JSONItems returns an iterator over a JSON stream's items decoded into T (streamed through
-// [Chunk.DecodeItem]). An item that does not decode into T is yielded with an [ErrParse]
-// error and the iteration goes on; any other error is yielded once and ends the iteration.
+// JSONItems returns an iterator over a JSON stream's items decoded into T (through
+// [Chunk.DecodeItem]). An item that does not decode into T is yielded with an [ErrDecode]
+// error and the iteration goes on; any other error (a malformed body among them) is yielded
+// once and ends the iteration.
 func JSONItems[T any](ctx context.Context, s *Stream, opts ReadOptions) iter.Seq2[Item[T], error] {
 	return func(yield func(Item[T], error) bool) {
 		r := s.Reader(ctx, opts)
@@ -104,7 +105,7 @@ func JSONItems[T any](ctx context.Context, s *Stream, opts ReadOptions) iter.Seq
 				if err == io.EOF {
 					break
 				}
-				if !yield(Item[T]{Value: *v, Index: idx, Chunk: c.info}, err) || (err != nil && c.state == chunkFailed) {
+				if !yield(Item[T]{Value: *v, Index: idx, Chunk: c.info}, err) || (err != nil && !errors.Is(err, ErrDecode)) {
 					return
 				}
 			}
@@ -165,7 +166,7 @@ func (s *Stream) ReadAll(ctx context.Context, opts ReadOptions) (ReadResult, err
 	var res ReadResult
 	max := opts.MaxBytes
 	if max <= 0 {
-		max = defaultMaxBytes
+		max = DefaultMaxBytes
 	}
 	for c, err := range s.Chunks(ctx, opts) {
 		if err != nil {
@@ -176,7 +177,7 @@ func (s *Stream) ReadAll(ctx context.Context, opts ReadOptions) (ReadResult, err
 			return res, err
 		}
 		if len(res.Data)+len(b) > max {
-			return res, &Error{Op: OpRead, URL: s.url, Kind: ErrTooLarge, Offset: c.info.StartOffset, Err: &tooLargeError{max}}
+			return res, &Error{Op: OpRead, URL: s.url, Kind: ErrTooLarge, Offset: c.info.StartOffset, Err: &tooLargeError{max}, BytePos: -1}
 		}
 		res.Data = append(res.Data, b...)
 		res.Last = c.info

@@ -2,7 +2,6 @@ package dsclient
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 )
@@ -10,26 +9,34 @@ import (
 // itemScanner splits a JSON array read from r into its elements without decoding them. It
 // finds element boundaries with a structural scan: brackets must nest and match, strings
 // must close, elements must be separated by commas; the full grammar (number syntax,
-// escapes, control characters) is left to whoever decodes an element. Memory is one read
-// buffer, grown only to hold the largest element.
+// escapes, control characters) is left to whoever decodes an element.
+//
+// Memory is one read buffer, grown only to hold the largest element, and never beyond the
+// limit max plus one read: an element larger than max, or more than max bytes of whitespace
+// between two elements, is a *tooLargeError however the body goes on.
 type itemScanner struct {
 	r     io.Reader
 	buf   []byte
 	pos   int   // first unconsumed byte
 	end   int   // end of buffered data
+	base  int64 // body position of buf[0]
 	rerr  error // read error, reported once the buffered data is used up
-	state uint8
+	state scanState
 	max   int    // largest element accepted
 	stack []byte // open brackets of the element being scanned
 	read  int64  // bytes read from r
+	gap   int64  // body position where the whitespace before the next element began
 }
 
+// scanState is where the scanner stands in the array.
+type scanState uint8
+
 const (
-	stStart     = iota // expect '['
-	stFirst            // after '[': expect an element or ']'
-	stAfterItem        // expect ',' or ']'
-	stNeedItem         // after ',': expect an element
-	stDone             // after ']'
+	stStart     scanState = iota // expect '['
+	stFirst                      // after '[': expect an element or ']'
+	stAfterItem                  // expect ',' or ']'
+	stNeedItem                   // after ',': expect an element
+	stDone                       // after ']'
 )
 
 const scanBufSize = 64 << 10
@@ -52,14 +59,21 @@ func newItemScanner(r io.Reader, max int, buf []byte) *itemScanner {
 	return &itemScanner{r: r, buf: buf[:cap(buf)], max: max}
 }
 
-// reset makes the scanner read a new array from r, keeping its buffer.
+// reset makes the scanner read a new array from r, keeping its buffer (shrunk back if an
+// element had grown it).
 func (s *itemScanner) reset(r io.Reader) {
-	s.r, s.pos, s.end, s.rerr, s.state, s.read = r, 0, 0, nil, stStart, 0
+	if len(s.buf) > scanBufSize {
+		s.buf = make([]byte, scanBufSize)
+	}
+	s.r, s.pos, s.end, s.base, s.rerr, s.state, s.read, s.gap = r, 0, 0, 0, nil, stStart, 0, 0
 	s.stack = s.stack[:0]
 }
 
-// scanError is a malformed JSON array; reported with kind [ErrParse].
-type scanError struct{ msg string }
+// scanError is a malformed JSON array; reported with kind [ErrParse] and its position.
+type scanError struct {
+	msg string
+	pos int64 // body position of the fault
+}
 
 func (e *scanError) Error() string { return "invalid JSON array: " + e.msg }
 
@@ -68,8 +82,9 @@ type tooLargeError struct{ max int }
 
 func (e *tooLargeError) Error() string { return fmt.Sprintf("item larger than %d bytes", e.max) }
 
-func jsonSyntax(format string, args ...any) error {
-	return &scanError{msg: fmt.Sprintf(format, args...)}
+// syntax returns a scan error at buffer index i.
+func (s *itemScanner) syntax(i int, format string, args ...any) error {
+	return &scanError{msg: fmt.Sprintf(format, args...), pos: s.base + int64(i)}
 }
 
 // more reads more data, keeping buf[keep:end]; it returns by how much indices shifted.
@@ -82,13 +97,15 @@ func (s *itemScanner) more(keep int) (int, error) {
 		copy(s.buf, s.buf[keep:s.end])
 		s.end -= keep
 		s.pos -= keep
+		s.base += int64(keep)
 		shift = keep
 	}
 	if s.end == len(s.buf) {
 		if s.end-(keep-shift) > s.max {
 			return shift, &tooLargeError{s.max}
 		}
-		nb := make([]byte, 2*len(s.buf))
+		// Grow to hold an element of up to max bytes and one more read, no further.
+		nb := make([]byte, min(2*len(s.buf), s.max+scanBufSize))
 		copy(nb, s.buf[:s.end])
 		s.buf = nb
 	}
@@ -116,40 +133,48 @@ func (s *itemScanner) more(keep int) (int, error) {
 func (s *itemScanner) readErr() error {
 	if s.rerr == io.EOF {
 		if s.state == stStart && s.read == 0 {
-			return jsonSyntax("empty body")
+			return &scanError{msg: "empty body", pos: 0}
 		}
-		return jsonSyntax("truncated after %d bytes", s.read)
+		return &scanError{msg: fmt.Sprintf("truncated after %d bytes", s.read), pos: s.read}
 	}
 	return s.rerr
+}
+
+// space skips whitespace, reading more as needed; it fails when the whitespace since the
+// last element exceeds the limit.
+func (s *itemScanner) space() error {
+	for {
+		for s.pos < s.end && isSpace(s.buf[s.pos]) {
+			s.pos++
+		}
+		if s.pos < s.end {
+			return nil
+		}
+		if s.base+int64(s.pos)-s.gap > int64(s.max) {
+			return &tooLargeError{s.max}
+		}
+		if _, err := s.more(s.pos); err != nil {
+			return err
+		}
+	}
 }
 
 // next returns the next element's bytes, valid until the next call, or io.EOF after the
 // closing bracket (and nothing but whitespace after it).
 func (s *itemScanner) next() ([]byte, error) {
 	for {
-		for s.pos < s.end && isSpace(s.buf[s.pos]) {
-			s.pos++
-		}
-		if s.pos == s.end {
-			if s.state == stDone {
-				if s.rerr == io.EOF {
-					return nil, io.EOF
-				}
+		if err := s.space(); err != nil {
+			if s.state == stDone && s.rerr != nil {
+				// The array is complete: a body that ends (or breaks) after it lost nothing.
+				return nil, io.EOF
 			}
-			if _, err := s.more(s.pos); err != nil {
-				var se *scanError
-				if s.state == stDone && errors.As(err, &se) {
-					return nil, io.EOF // clean end of body after the array
-				}
-				return nil, err
-			}
-			continue
+			return nil, err
 		}
 		c := s.buf[s.pos]
 		switch s.state {
 		case stStart:
 			if c != '[' {
-				return nil, jsonSyntax("expected '[' at the start, found %q", c)
+				return nil, s.syntax(s.pos, "expected '[' at the start, found %q", c)
 			}
 			s.pos++
 			s.state = stFirst
@@ -164,6 +189,7 @@ func (s *itemScanner) next() ([]byte, error) {
 				return nil, err
 			}
 			s.state = stAfterItem
+			s.gap = s.base + int64(s.pos)
 			return item, nil
 		case stAfterItem:
 			switch c {
@@ -174,62 +200,16 @@ func (s *itemScanner) next() ([]byte, error) {
 				s.pos++
 				s.state = stDone
 			default:
-				return nil, jsonSyntax("expected ',' or ']' after an element, found %q", c)
+				return nil, s.syntax(s.pos, "expected ',' or ']' after an element, found %q", c)
 			}
 		case stDone:
-			return nil, jsonSyntax("data after the closing ']'")
+			return nil, s.syntax(s.pos, "data after the closing ']'")
 		}
 	}
 }
 
-// enter consumes the opening bracket (state stStart to stFirst).
-func (s *itemScanner) enter() error {
-	for {
-		for s.pos < s.end && isSpace(s.buf[s.pos]) {
-			s.pos++
-		}
-		if s.pos < s.end {
-			break
-		}
-		if _, err := s.more(s.pos); err != nil {
-			return err
-		}
-	}
-	if c := s.buf[s.pos]; c != '[' {
-		return jsonSyntax("expected '[' at the start, found %q", c)
-	}
-	s.pos++
-	s.state = stFirst
-	return nil
-}
-
-// separator consumes what follows an element: a comma (reporting more elements) or the
-// closing bracket.
-func (s *itemScanner) separator() (more bool, err error) {
-	for {
-		for s.pos < s.end && isSpace(s.buf[s.pos]) {
-			s.pos++
-		}
-		if s.pos < s.end {
-			break
-		}
-		if _, err := s.more(s.pos); err != nil {
-			return false, err
-		}
-	}
-	switch c := s.buf[s.pos]; c {
-	case ',':
-		s.pos++
-		s.state = stNeedItem
-		return true, nil
-	case ']':
-		s.pos++
-		s.state = stDone
-		return false, nil
-	default:
-		return false, jsonSyntax("expected ',' or ']' after an element, found %q", c)
-	}
-}
+// position returns the body position of the next unconsumed byte.
+func (s *itemScanner) position() int64 { return s.base + int64(s.pos) }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\r' || c == '\t' }
 
@@ -259,16 +239,13 @@ func (s *itemScanner) value() ([]byte, error) {
 			start -= shift
 			i -= shift
 			if err != nil {
-				if s.rerr == io.EOF && i > start {
-					return nil, jsonSyntax("truncated after %d bytes", s.read)
-				}
 				return nil, err
 			}
 		}
 		s.pos = i
 		return s.buf[start:i], nil
 	default:
-		return nil, jsonSyntax("unexpected %q at the start of an element", c)
+		return nil, s.syntax(i, "unexpected %q at the start of an element", c)
 	}
 	for {
 		for i < s.end && !special[s.buf[i]] {
@@ -296,7 +273,7 @@ func (s *itemScanner) value() ([]byte, error) {
 		default: // '}' or ']'
 			n := len(s.stack)
 			if n == 0 || (c == '}') != (s.stack[n-1] == '{') {
-				return nil, jsonSyntax("mismatched %q", c)
+				return nil, s.syntax(i, "mismatched %q", c)
 			}
 			s.stack = s.stack[:n-1]
 			if n == 1 {
@@ -315,7 +292,6 @@ func (s *itemScanner) skipString(start *int, i int) (int, error) {
 	for {
 		q := bytes.IndexByte(s.buf[i:s.end], '"')
 		if q < 0 {
-			// Keep the last byte: it may be a backslash escaping the next quote.
 			i = s.end
 			shift, err := s.more(*start)
 			*start -= shift

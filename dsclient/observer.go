@@ -10,6 +10,9 @@ import "time"
 // Methods are called synchronously on the goroutine doing the work, possibly from several
 // goroutines at once, so implementations must be safe for concurrent use and fast (no I/O).
 // When no observer is set, the client builds no events and allocates nothing for them.
+//
+// Every URL in an event is the redacted stream URL ([Stream.URL]): no credentials, no query.
+// Optional events are delivered to observers that also implement [OffsetObserver].
 type Observer interface {
 	// RequestStart is called before each HTTP attempt.
 	RequestStart(RequestStartEvent)
@@ -17,8 +20,9 @@ type Observer interface {
 	RequestDone(RequestDoneEvent)
 	// Retry is called before the client sleeps and sends a request again.
 	Retry(RetryEvent)
-	// Reconnect is called when a read reconnects: an SSE connection ended, or a response
-	// body was cut and the read resumes.
+	// Reconnect is called when a read reconnects: an SSE connection ended, broke or went
+	// silent, or a chunk is asked for again (its body was cut or stalled, or it was
+	// malformed under [ParseRetry]).
 	Reconnect(ReconnectEvent)
 	// Chunk is called when a reader finishes a chunk (its items were all read, or it was
 	// discarded).
@@ -91,13 +95,31 @@ type ReconnectEvent struct {
 	Err    error  // why the connection ended; nil for an orderly end of an SSE response
 }
 
+// OffsetObserver is an optional interface of an [Observer]: an observer that implements it
+// also hears of responses a read refused to follow because their next offset went backwards
+// or did not advance ([ErrOffsetRegressed]), so that metrics can count them.
+type OffsetObserver interface {
+	// OffsetRejected is called for each refused response or SSE control event, before the
+	// read backs off and asks again from the offset it holds.
+	OffsetRejected(OffsetRejectedEvent)
+}
+
+// OffsetRejectedEvent describes a response whose next offset a read refused.
+type OffsetRejectedEvent struct {
+	URL       string
+	Live      LiveMode // the mode of the request: LiveOff for plain requests
+	Requested Offset   // the offset the read asked for (and still holds)
+	Returned  Offset   // the next offset the server handed back
+	WithData  bool     // the response carried data
+}
+
 // ChunkEvent describes a chunk a reader finished.
 type ChunkEvent struct {
 	URL     string
 	Info    ChunkInfo
 	Items   int   // JSON items read from the chunk (0 for byte streams)
 	Bytes   int64 // body bytes read from the chunk (after decompression)
-	Resumed int   // how many times the body was cut and the read resumed
+	Resumed int   // how many times the chunk was asked for again after a failure
 }
 
 // ConsumerBatchEvent describes one call of a [Consumer]'s handler.

@@ -1,6 +1,8 @@
 package dsclient
 
 import (
+	"bufio"
+	"encoding/base64"
 	"errors"
 	"io"
 	"strings"
@@ -12,24 +14,36 @@ func TestSSEParser(t *testing.T) {
 		"event: future\ndata: {}\n\n" +
 		"event: control\ndata:{\"streamNextOffset\":\"1_2\"}\nid: 7\nretry: 10\n\n" +
 		"event: control\ndata: \n\n" +
+		"data: plain\n\n" +
 		"event: data\n\n" // no data line: not dispatched
-	p := newSSEParser(strings.NewReader(in), 1<<20)
-	want := []string{"data:[1,\n2]", "future:{}", `control:{"streamNextOffset":"1_2"}`, "control:"}
-	for _, w := range want {
-		typ, data, err := p.next()
-		if err != nil {
-			t.Fatal(err)
+	names := map[sseEvent]string{sseMessage: "message", sseData: "data", sseControl: "control", sseOther: "other"}
+	for _, size := range []int{sseBufSize, 16} { // 16: every line is longer than the read buffer
+		p := newSSEParser(strings.NewReader(in))
+		if size < sseBufSize {
+			p.br = bufio.NewReaderSize(strings.NewReader(in), size)
 		}
-		if got := typ + ":" + string(data); got != w {
-			t.Fatalf("got %q want %q", got, w)
+		want := []string{"data:[1,\n2]", "other:{}", `control:{"streamNextOffset":"1_2"}`, "control:", "message:plain"}
+		for _, w := range want {
+			typ, data, err := p.next(nil, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := names[typ] + ":" + string(data); got != w {
+				t.Fatalf("buffer %d: got %q want %q", size, got, w)
+			}
+		}
+		if _, _, err := p.next(nil, 1<<20); err != io.EOF {
+			t.Fatalf("end: %v", err)
 		}
 	}
-	if _, _, err := p.next(); err != io.EOF {
-		t.Fatalf("end: %v", err)
-	}
-	p = newSSEParser(strings.NewReader("event: data\ndata: x"), 1<<20)
-	if _, _, err := p.next(); err != io.ErrUnexpectedEOF {
+	p := newSSEParser(strings.NewReader("event: data\ndata: x"))
+	if _, _, err := p.next(nil, 1<<20); err != io.ErrUnexpectedEOF {
 		t.Fatalf("cut event: %v", err)
+	}
+	// Data beyond the limit stops the parser, whatever the line length.
+	p = newSSEParser(strings.NewReader("event: data\ndata: " + strings.Repeat("x", 100<<10) + "\n\n"))
+	if _, _, err := p.next(nil, 10<<10); err != errSSETooLarge {
+		t.Fatalf("long line: %v", err)
 	}
 }
 
@@ -61,6 +75,17 @@ func TestSSEConnChunks(t *testing.T) {
 	if err != io.EOF || len(got) != 1 || got[0] != "\x00\x01\x02\xff@2" {
 		t.Fatalf("base64: %q %v", got, err)
 	}
+	// Base64 across lines and longer than a decoding block.
+	payload := make([]byte, 10000)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	enc := base64.StdEncoding.EncodeToString(payload)
+	in = "event: data\ndata: " + enc[:5000] + "\r\ndata: " + enc[5000:] + "\n\nevent: control\ndata: {\"streamNextOffset\":\"3\"}\n\n"
+	got, err = sseChunks(t, in, "application/octet-stream", true)
+	if err != io.EOF || len(got) != 1 || got[0] != string(payload)+"@3" {
+		t.Fatalf("long base64: %d chunks, %v", len(got), err)
+	}
 	_, err = sseChunks(t, "event: data\ndata: !!\n\n", "application/octet-stream", true)
 	var pe *sseParseError
 	if !errors.As(err, &pe) {
@@ -86,6 +111,9 @@ func FuzzSSEParser(f *testing.F) {
 				}
 				if ctl.NextOffset == nil || *ctl.NextOffset == "" {
 					t.Fatalf("chunk without offset")
+				}
+				if len(data) > 1<<16+2 {
+					t.Fatalf("chunk of %d bytes, over the limit", len(data))
 				}
 				if ct == "application/json" {
 					sc := newBytesScanner(data)

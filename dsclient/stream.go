@@ -17,13 +17,16 @@ import (
 // does no I/O until an operation is called, and is safe for concurrent use. Make one with
 // [Client.Stream] or [NewStream].
 type Stream struct {
-	url  string   // without query or fragment
+	url  string   // redacted: without user info, query or fragment; what errors and events show
+	wire string   // without query or fragment, user info kept: what requests are sent to
 	base *url.URL // parsed URL, with the handle's own query
 	cfg  config
 	err  error // deferred construction error
 }
 
-// URL returns the stream URL (without query parameters).
+// URL returns the stream URL as it may be shown and stored: without user info (credentials),
+// query parameters or fragment. Errors, observer events, and the keys and labels built from
+// them use it too.
 func (s *Stream) URL() string { return s.url }
 
 // CreateOptions configures [Stream.Create]. The zero value creates an empty, open
@@ -308,5 +311,6 @@ func drain(resp *http.Response) {
 	resp.Body.Close()
 }
 
-// RetryPolicy returns the retry policy the handle's operations follow.
-func (s *Stream) RetryPolicy() RetryPolicy { return s.cfg.retry }
+// RetryPolicy returns the retry policy the handle's operations follow, as given to
+// [WithRetry]: zero fields mean the defaults.
+func (s *Stream) RetryPolicy() RetryPolicy { return s.cfg.retry.policy() }

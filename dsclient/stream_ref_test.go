@@ -101,7 +101,7 @@ func TestRefJSONItems(t *testing.T) {
 	var ns []int
 	for it, err := range ds.JSONItems[event](ctx, s, ds.ReadOptions{}) {
 		if err != nil {
-			if errors.Is(err, ds.ErrParse) && it.Index == 1 {
+			if errors.Is(err, ds.ErrDecode) && it.Index == 1 {
 				continue // [1,2] is not an event
 			}
 			t.Fatal(err)

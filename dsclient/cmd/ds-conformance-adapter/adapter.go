@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -340,7 +341,7 @@ func (a *adapter) read(c *command) any {
 				}
 				var v any // validate the item, as a client decoding it would
 				if err := json.Unmarshal(it, &v); err != nil {
-					return errResult(c.Type, &ds.Error{Op: ds.OpRead, URL: s.URL(), Kind: ds.ErrParse, Err: err})
+					return errResult(c.Type, &ds.Error{Op: ds.OpRead, URL: s.URL(), Kind: ds.ErrParse, BytePos: -1, Err: err})
 				}
 				var b bytes.Buffer
 				json.Compact(&b, it)
@@ -483,37 +484,76 @@ func (a *adapter) validate(c *command) any {
 	var err error
 	switch t.Target {
 	case "retry-options":
-		p := ds.DefaultRetryPolicy()
+		// The suite checks zero values strictly (strictZeroValidation), where a zero
+		// RetryPolicy field means its default: explicit zeros are refused here, in the
+		// suite's names, and the rest is the policy's own validation.
+		var p ds.RetryPolicy
+		var probs []string
 		if t.MaxRetries != nil {
-			p.MaxRetries = *t.MaxRetries
+			if *t.MaxRetries < 0 {
+				probs = append(probs, fmt.Sprintf("maxRetries: must be >= 0, got %d", *t.MaxRetries))
+			} else {
+				p.MaxAttempts = *t.MaxRetries + 1
+			}
 		}
 		if t.InitialDelayMs != nil {
-			p.InitialDelay = time.Duration(*t.InitialDelayMs * float64(time.Millisecond))
+			if *t.InitialDelayMs <= 0 {
+				probs = append(probs, fmt.Sprintf("initialDelayMs: must be > 0, got %g", *t.InitialDelayMs))
+			} else {
+				p.InitialDelay = time.Duration(*t.InitialDelayMs * float64(time.Millisecond))
+			}
 		}
 		if t.MaxDelayMs != nil {
-			p.MaxDelay = time.Duration(*t.MaxDelayMs * float64(time.Millisecond))
-		} else if p.InitialDelay > p.MaxDelay {
-			p.MaxDelay = p.InitialDelay
+			if *t.MaxDelayMs <= 0 {
+				probs = append(probs, fmt.Sprintf("maxDelayMs: must be > 0, got %g", *t.MaxDelayMs))
+			} else {
+				p.MaxDelay = time.Duration(*t.MaxDelayMs * float64(time.Millisecond))
+			}
 		}
 		if t.Multiplier != nil {
-			p.Multiplier = *t.Multiplier
+			if *t.Multiplier < 1 {
+				probs = append(probs, fmt.Sprintf("multiplier: must be >= 1, got %g", *t.Multiplier))
+			} else {
+				p.Multiplier = *t.Multiplier
+			}
 		}
-		err = p.Validate()
+		if len(probs) > 0 {
+			err = fmt.Errorf("%w: %s", ds.ErrInvalidArgument, strings.Join(probs, "; "))
+		} else {
+			err = p.Validate()
+		}
 	case "idempotent-producer":
+		// As for retry options: explicit zeros and negatives are refused here, in the
+		// suite's names (a zero WriterOptions field means its default); the rest is the
+		// options' own validation.
 		o := ds.DefaultWriterOptions("test-producer")
+		var probs []string
 		if t.ProducerID != nil {
 			o.ID = *t.ProducerID
 		}
 		if t.Epoch != nil {
+			if *t.Epoch < 0 {
+				probs = append(probs, fmt.Sprintf("epoch: must be >= 0, got %d", *t.Epoch))
+			}
 			o.Epoch = *t.Epoch
 		}
 		if t.MaxBatchBytes != nil {
+			if *t.MaxBatchBytes <= 0 {
+				probs = append(probs, fmt.Sprintf("maxBatchBytes: must be > 0, got %d", *t.MaxBatchBytes))
+			}
 			o.MaxBatchBytes = *t.MaxBatchBytes
 		}
 		if t.MaxBatchItems != nil {
+			if *t.MaxBatchItems <= 0 {
+				probs = append(probs, fmt.Sprintf("maxBatchItems: must be > 0, got %d", *t.MaxBatchItems))
+			}
 			o.MaxBatchItems = *t.MaxBatchItems
 		}
-		err = o.Validate()
+		if len(probs) > 0 {
+			err = fmt.Errorf("%w: %s", ds.ErrInvalidArgument, strings.Join(probs, "; "))
+		} else {
+			err = o.Validate()
+		}
 	default:
 		return errorResult{Type: "error", CommandType: c.Type, ErrorCode: "NOT_SUPPORTED", Message: "unknown validation target " + t.Target}
 	}
