@@ -38,13 +38,13 @@ var ErrEpochInUse = errors.New("dsclient: writer epoch already used by another w
 // # Failures
 //
 // Transient failures (network errors, 429, 5xx) are retried for as long as the writer lives,
-// with the delays of the handle's [RetryPolicy] (exponential, capped at its MaxDelay, honouring
-// Retry-After; its MaxRetries does not apply: the idempotent headers make every retry safe):
-// a server that is down for minutes delays the writer, and loses nothing. Each retry is
-// reported to the [Observer]'s Retry method. Other failures (the stream is missing or closed,
-// the writer was fenced) fail the writer: the batch's items are lost, OnError is called, and
-// later calls return the error. [Writer.Close] with a context that ends abandons what is not
-// stored yet.
+// with the delays of the handle's [RetryPolicy] (exponential, capped at its MaxDelay,
+// honouring Retry-After; its limit on attempts does not apply: the idempotent headers make
+// every retry safe): a server that is down for minutes delays the writer, and loses nothing.
+// Each retry is reported to the [Observer]'s Retry method. Other failures (the stream is
+// missing or closed, the writer was fenced) fail the writer: the batch's items are lost,
+// OnError is called, and later calls return the error. [Writer.Close] with a context that
+// ends abandons what is not stored yet.
 //
 // # Use
 //

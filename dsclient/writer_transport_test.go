@@ -3,7 +3,6 @@ package dsclient_test
 import (
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"syscall"
@@ -13,14 +12,14 @@ import (
 	"github.com/sluice-go/sluice/dsclient/dstest"
 )
 
-// handlerTransport is an http.RoundTripper that serves each request with an in-process
-// handler: no sockets and no goroutines of its own, so that writer tests run inside
-// testing/synctest bubbles with a fake clock. before, when set, sees each request first and
-// may answer it itself (ok true: its response or error is the outcome, the handler never
-// sees the request); after, when set, may replace the handler's answer (for example with an
-// error, as if the response were lost after the server stored the append).
+// handlerTransport is an http.RoundTripper that serves each request with a handler in the
+// test process, through dstest's in-process Transport: no sockets, so that writer tests run
+// inside testing/synctest bubbles with a fake clock. before, when set, sees each request
+// first and may answer it itself (ok true: its response or error is the outcome, the handler
+// never sees the request); after, when set, may replace the handler's answer (for example
+// with an error, as if the response were lost after the server stored the append).
 type handlerTransport struct {
-	h      http.Handler
+	inner  *dstest.Transport
 	before func(r *http.Request) (resp *http.Response, err error, ok bool)
 	after  func(r *http.Request, resp *http.Response) (*http.Response, error)
 }
@@ -34,23 +33,15 @@ func (t *handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			return resp, err
 		}
 	}
-	sr := r.Clone(r.Context())
-	sr.RequestURI = r.URL.RequestURI()
-	sr.RemoteAddr = "127.0.0.1:1"
-	if sr.Body == nil {
-		sr.Body = http.NoBody // as a server's request always has one
+	resp, err := t.inner.RoundTrip(r)
+	if err != nil || t.after == nil {
+		return resp, err
 	}
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, sr)
-	if r.Body != nil {
-		r.Body.Close()
+	out, err := t.after(r, resp)
+	if out != resp {
+		resp.Body.Close()
 	}
-	resp := rec.Result()
-	resp.Request = r
-	if t.after != nil {
-		return t.after(r, resp)
-	}
-	return resp, nil
+	return out, err
 }
 
 // errRefused is what a dial to a server that is down returns: the request was never sent.
@@ -60,7 +51,7 @@ var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 var errReset = &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
 
 // inProcess returns an in-process server handler and a JSON stream handle on it named name,
-// created, whose requests go through tr (its h is set here).
+// created, whose requests go through tr (its handler is set here).
 func inProcess(t testing.TB, tr *handlerTransport, name string, opts ...ds.Option) (*dstest.Handler, *ds.Stream) {
 	t.Helper()
 	h, err := dstest.NewHandler(dstest.Options{})
@@ -81,11 +72,11 @@ func viaRef(t testing.TB, tr *handlerTransport, name string, opts ...ds.Option) 
 	return through(t, tr, httputil.NewSingleHostReverseProxy(u), name, opts...)
 }
 
-// through sets h as tr's handler and returns a created JSON stream handle named name whose
+// through makes h tr's handler and returns a created JSON stream handle named name whose
 // requests go through tr.
 func through(t testing.TB, tr *handlerTransport, h http.Handler, name string, opts ...ds.Option) *ds.Stream {
 	t.Helper()
-	tr.h = h
+	tr.inner = dstest.NewTransport(h)
 	opts = append([]ds.Option{ds.WithHTTPClient(&http.Client{Transport: tr}), ds.WithContentType("application/json")}, opts...)
 	s := ds.NewStream("http://dstest.invalid/v1/stream/"+name, opts...)
 	if _, err := s.Create(t.Context(), ds.CreateOptions{}); err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/dsclient/dstest"
@@ -286,18 +287,21 @@ func TestManyValues(t *testing.T) {
 	})
 }
 
-// lossyTransport loses the answer of the first append numbered with epoch (the sink's last
-// position of a request), after the server stored it.
+// lossyTransport loses the answers of the appends numbered with epoch (the sink's last
+// position of a request), after the server stored them: the first lose of them.
 type lossyTransport struct {
 	epoch string
-	once  sync.Once
+	mu    sync.Mutex
+	lose  int
 }
 
 func (l *lossyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := http.DefaultTransport.RoundTrip(r)
 	if err == nil && r.Method == http.MethodPost && r.Header.Get("Producer-Epoch") == l.epoch && r.Header.Get("Producer-Seq") == "0" {
-		lose := false
-		l.once.Do(func() { lose = true })
+		l.mu.Lock()
+		lose := l.lose > 0
+		l.lose--
+		l.mu.Unlock()
 		if lose {
 			resp.Body.Close()
 			return nil, errors.New("connection reset after the server answered")
@@ -306,23 +310,22 @@ func (l *lossyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// An append whose answer is lost (and not retried by the client) fails its messages as a
+// An append whose answers are lost, beyond the client's retries, fails its messages as a
 // transient failure; the pipeline hands them again, and the sink, not knowing whether the
 // append was stored, asks the server, finds it was, and writes nothing twice.
 func TestLostAnswerRetried(t *testing.T) {
 	servers(t, func(t *testing.T, url func() string) {
 		u := url()
 		jsonStream(t, u)
-		p := dsclient.DefaultRetryPolicy()
-		p.MaxRetries = 0
-		s := dsclient.NewStream(u, dsclient.WithContentType("application/json"), dsclient.WithRetry(p),
-			dsclient.WithHTTPClient(&http.Client{Transport: &lossyTransport{epoch: "9"}}))
+		s := dsclient.NewStream(u, dsclient.WithContentType("application/json"),
+			dsclient.WithRetry(dsclient.RetryPolicy{InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}),
+			dsclient.WithHTTPClient(&http.Client{Transport: &lossyTransport{epoch: "9", lose: 50}}))
 		sink := newSink(t, dssink.Options[int]{Stream: s})
 		batch := batchOf("src", span(0, 9)...)
 		sink.HandleBatch(context.Background(), batch, pipeline.BatchInfo{})
 		ps, permanent := failed(batch)
 		if !slices.Equal(ps, span(0, 9)) || permanent {
-			t.Fatalf("lost answer: failed %v (permanent %v)", ps, permanent)
+			t.Fatalf("lost answers: failed %v (permanent %v)", ps, permanent)
 		}
 		retry := batchOf("src", span(0, 9)...)
 		handle(t, sink, "", retry)
