@@ -50,7 +50,7 @@ func TestPipelineMetrics(t *testing.T) {
 			},
 		},
 		DefaultBatcher: "db",
-		Failure:        pipeline.FailureOptions[int]{Policy: pipeline.FailRetry, MaxRetries: 1, RetryBackoff: time.Millisecond},
+		Failure:        pipeline.FailureOptions[int]{Policy: pipeline.RetryThenFail, MaxRetries: 1, RetryBackoff: time.Millisecond},
 		Observer:       m,
 	})
 	if err != nil {
@@ -117,7 +117,7 @@ func TestPipelineMetricsHalt(t *testing.T) {
 		Processors: []pipeline.ProcessorOptions[int]{{
 			Handler: pipeline.HandlerFunc[int](func(context.Context, *pipeline.Message[int]) error { return errors.New("poison") }),
 		}},
-		Failure:  pipeline.FailureOptions[int]{Policy: pipeline.FailHalt},
+		Failure:  pipeline.FailureOptions[int]{Policy: pipeline.HaltOnFailure},
 		Observer: m,
 	})
 	if err != nil {

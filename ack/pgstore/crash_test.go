@@ -94,7 +94,6 @@ func crashChild(ctx context.Context, streamURL, dsn, table string, slow bool) er
 				return nil
 			})}},
 		DefaultBatcher: "db",
-		Failure:        pipeline.FailureOptions[crashEvent]{Policy: pipeline.FailHalt},
 	})
 	if err != nil {
 		return err

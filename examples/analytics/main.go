@@ -150,7 +150,7 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 			PartitionBy: func(m *pipeline.Message[Event]) uint64 { return fnv(m.Data.Type) }, // a key stays on one goroutine
 			Handler: pipeline.HandlerFunc[Event](func(_ context.Context, m *pipeline.Message[Event]) error {
 				if m.Data.TS <= 0 {
-					return fmt.Errorf("event %d has no timestamp", m.Data.ID)
+					return pipeline.Permanent(fmt.Errorf("event %d has no timestamp", m.Data.ID))
 				}
 				m.SetBatchKey(m.Data.Type)
 				return nil

@@ -194,22 +194,23 @@ func writeEvents(ctx context.Context, s *dsclient.Stream, n int) error {
 }
 
 // route validates an event and sends it to its batcher: purchases to the database, the rest to
-// analytics, keyed by type.
+// analytics, keyed by type. An invalid event is bad data (pipeline.Permanent): it goes to the
+// dead-letter stream at once, where a plain error would be retried as a transient failure.
 func route(_ context.Context, m *pipeline.Message[Event]) error {
 	e := &m.Data
 	switch {
 	case e.User == "":
-		return errors.New("event without a user")
+		return pipeline.Permanent(errors.New("event without a user"))
 	case e.Type == "purchase":
 		if e.Amount < 0 {
-			return fmt.Errorf("purchase %d: negative amount %.2f", e.ID, e.Amount)
+			return pipeline.Permanent(fmt.Errorf("purchase %d: negative amount %.2f", e.ID, e.Amount))
 		}
 		m.SetBatcher("database")
 	case e.Type == "page_view" || e.Type == "add_to_cart" || e.Type == "signup":
 		m.SetBatcher("analytics")
 		m.SetBatchKey(e.Type)
 	default:
-		return fmt.Errorf("event %d: unknown type %q", e.ID, e.Type)
+		return pipeline.Permanent(fmt.Errorf("event %d: unknown type %q", e.ID, e.Type))
 	}
 	return nil
 }

@@ -32,14 +32,29 @@ type DeadLetterRecord struct {
 	// Attempt is how many times the message had been handled when it failed (1 without
 	// retries).
 	Attempt int `json:"attempt"`
+	// Batcher names the batcher whose copy failed, for a message sent to several batchers
+	// (pipeline.Message.SetBatchers); empty when it failed before any batcher.
+	Batcher string `json:"batcher,omitempty"`
 }
 
-// DeadLetter is a [pipeline.FailureHandler] that appends every failed message to a
-// dead-letter durable stream through an idempotent [Writer], and returns only once the
-// appends are acknowledged by the server: the pipeline acknowledges a failed message (and
-// lets the committed offset pass it) only after its dead letter is stored. If an append
-// fails for good, HandleFailed returns the error and the pipeline halts without committing
-// past the message (see [pipeline.FailureHandler]).
+// DeadLetter is a [pipeline.FailureHandler] that appends every message that failed as bad
+// data to a dead-letter durable stream through an idempotent dsclient.Writer, and returns
+// only once the appends are acknowledged by the server: the pipeline acknowledges a failed
+// message (and lets the committed position pass it) only after its dead letter is stored. If
+// an append fails for good, HandleFailed returns the error and the pipeline halts without
+// committing past the message (see [pipeline.FailureHandler]).
+//
+// Only bad data is dead-lettered: a message whose error is permanent (pipeline.IsPermanent:
+// a [DecodeError], an error a handler marked with pipeline.Permanent, a panic). Under the
+// default failure policy (pipeline.RetryTransient) nothing else reaches a failure handler.
+// Under a policy that hands it transient failures too (an outage of a sink), HandleFailed
+// writes nothing and returns an error naming the first such message, so that the pipeline
+// halts without committing past it rather than dead-letter a message that was never bad.
+//
+// Records are appended at least once: a retried append after a lost response, or a redelivery
+// of the failed message after a crash, may store a record twice. A reader drops duplicates by
+// (Stream, Position), which every record carries. The Writer is safe across restarts with
+// its default options (it claims a fresh epoch), so a fixed writer ID is fine.
 //
 // Set it as the pipeline's Failure.Handler. It is safe for concurrent use. The Writer
 // belongs to the caller, who closes it after the pipeline's run.
@@ -59,11 +74,18 @@ func (d *DeadLetter[T]) HandleFailed(ctx context.Context, msgs []pipeline.Messag
 		return errors.New("durablestreams: DeadLetter has no Writer")
 	}
 	for i := range msgs {
+		if err := msgs[i].Err(); !pipeline.IsPermanent(err) {
+			return fmt.Errorf("durablestreams: DeadLetter: message at position %d of %q failed transiently, not as bad data; not dead-lettered: %w",
+				msgs[i].Metadata.Position, msgs[i].Metadata.Stream, err)
+		}
+	}
+	for i := range msgs {
 		m := &msgs[i]
 		rec := DeadLetterRecord{
 			Stream:   m.Metadata.Stream,
 			Position: m.Metadata.Position,
 			Attempt:  m.Attempt(),
+			Batcher:  m.Batcher(),
 		}
 		if err := m.Err(); err != nil {
 			rec.Error = err.Error()

@@ -544,7 +544,7 @@ func TestProducerHaltKeepsOffsetBeforeFailure(t *testing.T) {
 			}
 			return nil
 		})}},
-		Failure: pipeline.FailureOptions[event]{Policy: pipeline.FailHalt},
+		Failure: pipeline.FailureOptions[event]{Policy: pipeline.HaltOnFailure},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -562,5 +562,42 @@ func TestProducerHaltKeepsOffsetBeforeFailure(t *testing.T) {
 	saved, _, _ := store.Load(context.Background(), p.Key())
 	if pos, err := ack.ParsePosition(saved); err != nil || pos.Seq > bad {
 		t.Fatalf("saved %q past the failed message at position %d (%v)", saved, bad, err)
+	}
+}
+
+// The dead-letter handler writes bad data only: a message that failed transiently (which only
+// a policy other than the default hands to a failure handler) is refused with an error naming
+// it, so that the pipeline halts rather than commit past it, and nothing is written.
+func TestDeadLetterRefusesTransientFailures(t *testing.T) {
+	srv := dstest.ForTest(t, dstest.Options{})
+	ctx := context.Background()
+	dlq := dsclient.NewStream(srv.StreamURL(name(t)), dsclient.WithContentType("application/json"))
+	if _, err := dlq.Create(ctx, dsclient.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := dsclient.NewWriter(dlq, dsclient.WriterOptions{ID: "dlq"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	msgs := make([]pipeline.Message[event], 2)
+	msgs[0].Metadata = pipeline.Metadata{Stream: "/s", Position: 7}
+	msgs[0].Fail(pipeline.Permanent(errors.New("bad value")))
+	msgs[1].Metadata = pipeline.Metadata{Stream: "/s", Position: 8}
+	msgs[1].Fail(errors.New("database is down"))
+	err = ds.NewDeadLetter[event](w).HandleFailed(ctx, msgs)
+	if err == nil || !strings.Contains(err.Error(), "position 8") || !strings.Contains(err.Error(), "database is down") {
+		t.Fatalf("HandleFailed: %v, want an error naming the transient failure at position 8", err)
+	}
+	recs, _, err := dsclient.ReadJSON[ds.DeadLetterRecord](ctx, dlq, dsclient.ReadOptions{})
+	if err != nil || len(recs) != 0 {
+		t.Fatalf("dead letters written: %+v (%v), want none", recs, err)
+	}
+	if err := ds.NewDeadLetter[event](w).HandleFailed(ctx, msgs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	recs, _, err = dsclient.ReadJSON[ds.DeadLetterRecord](ctx, dlq, dsclient.ReadOptions{})
+	if err != nil || len(recs) != 1 || recs[0].Position != 7 || recs[0].Stream != "/s" || !strings.Contains(recs[0].Error, "bad value") {
+		t.Fatalf("dead letters: %+v (%v), want the bad value at position 7", recs, err)
 	}
 }

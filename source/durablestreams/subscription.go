@@ -139,16 +139,18 @@ type SubscriptionOptions[T any] struct {
 // [pipeline.Closer]. Its methods are safe for concurrent use; concurrent Produce calls
 // (pipeline.Options.ProducerConcurrency above 1) are served one at a time.
 type SubscriptionProducer[T any] struct {
-	opts    SubscriptionOptions[T]
-	worker  string
-	log     *slog.Logger
-	quiet   *slog.Logger // the per-stream producers': warnings only
-	obs     SubscriptionObserver
-	perTurn int
-	maxOpen int
-	subs    []*subState[T]
-	byID    map[string]*subState[T]
-	recv    *dsclient.WebhookReceiver // nil without SubscriptionOptions.Webhook
+	opts     SubscriptionOptions[T]
+	worker   string
+	log      *slog.Logger
+	quiet    *slog.Logger // the per-stream producers': warnings only
+	obs      SubscriptionObserver
+	perTurn  int
+	maxOpen  int
+	subs     []*subState[T]
+	byID     map[string]*subState[T]
+	recv     *dsclient.WebhookReceiver // nil without SubscriptionOptions.Webhook
+	dec      decoder[T]                // for DecodeMessages
+	deferred atomic.Bool               // the pipeline decodes on its processors (DeferDecoding)
 
 	runCtx    context.Context // the background goroutines'; cancelled at the end of Close
 	runCancel context.CancelFunc
@@ -259,7 +261,7 @@ func NewSubscriptionProducer[T any](opts SubscriptionOptions[T]) (*SubscriptionP
 	p := &SubscriptionProducer[T]{opts: opts, worker: opts.Worker, log: opts.Logger, obs: opts.Observer,
 		perTurn: opts.MaxMessagesPerTurn, maxOpen: opts.MaxOpenStreams,
 		byID: map[string]*subState[T]{}, drainCh: make(chan struct{}), closeCh: make(chan struct{}),
-		ready: make(chan struct{}, 1)}
+		ready: make(chan struct{}, 1), dec: newDecoder(opts.Decode)}
 	if p.log == nil {
 		p.log = slog.Default()
 	}

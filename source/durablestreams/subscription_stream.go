@@ -59,7 +59,7 @@ func (sr *streamRun[T]) open() (*Producer[T], error) {
 	if p.opts.ProducerObserver != nil {
 		obs = claimObserver{ProducerObserver: p.opts.ProducerObserver, cr: sr.cr.store}
 	}
-	return NewProducer(ProducerOptions[T]{
+	prod, err := NewProducer(ProducerOptions[T]{
 		Stream:             sr.stream,
 		Offset:             sr.link.AckedOffset,
 		Live:               dsclient.LiveOff,
@@ -73,6 +73,10 @@ func (sr *streamRun[T]) open() (*Producer[T], error) {
 		Observer:           obs,
 		Logger:             p.quiet.With("subscription", sr.cr.s.id, "stream", sr.link.Path),
 	})
+	if err == nil && p.deferred.Load() {
+		prod.DeferDecoding()
+	}
+	return prod, err
 }
 
 // addClaim queues the pending streams of cr for reading.

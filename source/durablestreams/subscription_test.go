@@ -353,3 +353,82 @@ func TestSubscriptionStoreAheadOfCursor(t *testing.T) {
 		t.Errorf("%d claims won: a stream acked behind the store must not wake the subscription again and again", n)
 	}
 }
+
+// An item that does not decode is bad data: its message reaches the failure handler with a
+// *DecodeError naming its stream and position, and the stream goes on — whether the
+// pipeline decodes on its processors (deferred) or the producer decodes as it reads
+// (partitioned by stream).
+func TestSubscriptionDecodeFailures(t *testing.T) {
+	for _, partitioned := range []bool{false, true} {
+		t.Run(map[bool]string{false: "deferred", true: "partitioned"}[partitioned], func(t *testing.T) {
+			srv := dstest.ForTest(t, dstest.Options{LongPollTimeout: time.Second})
+			e := newSubEnv(t, srv.StreamURL(""))
+			sub := e.pullWake("a", "g", 10*time.Second)
+			s := e.stream("g", 0)
+			for _, item := range []string{`{"n":0,"s":"s000"}`, `"not an event"`, `{"n":2,"s":"s000"}`} {
+				if _, err := s.Append(context.Background(), []byte(item), dsclient.AppendOptions{ContentType: "application/json"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			src, err := ds.NewSubscriptionProducer(ds.SubscriptionOptions[event]{Subscriptions: []*dsclient.Subscription{sub}, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			var good []int
+			var bad []*ds.DecodeError
+			all := make(chan struct{})
+			check := func() {
+				if len(good)+len(bad) == 3 {
+					close(all)
+				}
+			}
+			po := pipeline.ProcessorOptions[event]{Handler: pipeline.HandlerFunc[event](func(_ context.Context, m *pipeline.Message[event]) error {
+				mu.Lock()
+				defer mu.Unlock()
+				good = append(good, m.Data.N)
+				check()
+				return nil
+			})}
+			if partitioned {
+				po.PartitionBy = pipeline.PartitionByKey(func(m *pipeline.Message[event]) string { return m.Metadata.Stream })
+			}
+			pl, err := pipeline.New(pipeline.Options[event]{Producer: src, Processors: []pipeline.ProcessorOptions[event]{po}, Logger: testLogger(t),
+				Failure: pipeline.FailureOptions[event]{Handler: pipeline.FailureHandlerFunc[event](func(_ context.Context, ms []pipeline.Message[event]) error {
+					mu.Lock()
+					defer mu.Unlock()
+					for i := range ms {
+						var de *ds.DecodeError
+						if !errors.As(ms[i].Err(), &de) {
+							t.Errorf("failed with %v, want a *DecodeError", ms[i].Err())
+						}
+						bad = append(bad, de)
+					}
+					check()
+					return nil
+				})}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- pl.Run(ctx) }()
+			select {
+			case <-all:
+			case <-time.After(30 * time.Second):
+				t.Fatal("not every message ended")
+			}
+			eventually(t, 30*time.Second, func() (bool, string) { return caughtUp(context.Background(), sub, 1) })
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			slices.Sort(good)
+			if !slices.Equal(good, []int{0, 2}) || len(bad) != 1 || bad[0] == nil || bad[0].Position != 1 || bad[0].URL != s.URL() {
+				t.Fatalf("decoded %v, failed %+v; want 0 and 2 decoded, position 1 of %s failed", good, bad, s.URL())
+			}
+		})
+	}
+}
