@@ -30,6 +30,9 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sluice-go/sluice/bench/internal/chart"
+	"github.com/sluice-go/sluice/bench/internal/machine"
 )
 
 // variant is one implementation of the workload. prepare builds it without
@@ -78,6 +81,7 @@ func main() {
 		only      = flag.String("variants", "", "comma-separated variants to run (default all): "+strings.Join(variantNames(), ","))
 		timeout   = flag.Duration("timeout", 3*time.Minute, "limit for one run of one variant")
 		profile   = flag.String("profile", "", "directory to write CPU and allocation profiles of every run into")
+		pngOut    = flag.String("png", "", "write a PNG chart of each work mode's table beside this path (results/core.png gives results/core-json.png and results/core-noalloc.png); default none")
 		child     = flag.String("child", "", "internal: run this variant once in this process and report")
 		childMode = flag.String("mode", "", "internal: the work mode of a -child run")
 		cpuProf   = flag.String("cpuprofile", "", "internal: CPU profile file of a -child run")
@@ -119,7 +123,7 @@ func main() {
 			fatalf("-profile: %v", err)
 		}
 	}
-	runParent(selected, modeList, *n, *rounds, *timeout, *profile)
+	runParent(selected, modeList, *n, *rounds, *timeout, *profile, *pngOut)
 }
 
 func variantNames() []string {
@@ -255,9 +259,10 @@ func runOne(name, mode string, n int, timeout time.Duration, profile string) res
 
 type key struct{ mode, variant string }
 
-func runParent(selected []variant, modes []string, n, rounds int, timeout time.Duration, profile string) {
-	fmt.Printf("sluice core benchmark: %d messages of ~%d-byte JSON, %d processors, batches of %d / %v, GOMAXPROCS=%d, %s\n",
-		n, len(payload(int64(n/2))), processors, batchSize, batchTimeout, runtime.GOMAXPROCS(0), runtime.Version())
+func runParent(selected []variant, modes []string, n, rounds int, timeout time.Duration, profile, pngOut string) {
+	host := machine.Info()
+	fmt.Printf("sluice core benchmark: %d messages of ~%d-byte JSON, %d processors, batches of %d / %v\n%s\n",
+		n, len(payload(int64(n/2))), processors, batchSize, batchTimeout, host)
 	idle := runOne("idle", modeJSON, n, timeout, "")
 	results := map[key][]result{}
 	for r := range rounds {
@@ -280,7 +285,15 @@ func runParent(selected []variant, modes []string, n, rounds int, timeout time.D
 	}
 	fmt.Println()
 	for _, mode := range modes {
-		printTable(mode, selected, results, n)
+		c := printTable(mode, selected, results, n)
+		if pngOut != "" {
+			c.Title += "\n" + host
+			path := chart.PartPath(pngOut, mode)
+			if err := chart.Write(chart.File{Path: path, Chart: c}); err != nil {
+				fatalf("-png: %v", err)
+			}
+			fmt.Printf("chart: %s\n\n", path)
+		}
 	}
 	fmt.Printf("peak RSS of this binary doing nothing: %.1f MiB\n", mib(idle.MaxRSSKiB))
 	fmt.Println("variants:")
@@ -313,7 +326,8 @@ func summarize(rs []result, n int) row {
 	return out
 }
 
-func printTable(mode string, selected []variant, results map[key][]result, n int) {
+// printTable prints one work mode's table and its targets, and returns its chart.
+func printTable(mode string, selected []variant, results map[key][]result, n int) chart.Chart {
 	title := map[string]string{
 		modeJSON:    "JSON work (encoding/json decode + transform)",
 		modeNoAlloc: "no-allocation work (byte scan + transform): pipeline overhead",
@@ -325,6 +339,9 @@ func printTable(mode string, selected []variant, results map[key][]result, n int
 	rows := map[string]row{}
 	ratios := map[string]float64{}
 	var notes []string
+	want := map[string]float64{modeJSON: 0.9, modeNoAlloc: 0.8}[mode]
+	c := chart.Chart{Title: fmt.Sprintf("%s, %d messages (median of %d rounds)", title, n, len(results[key{mode, selected[0].name}])),
+		Unit: "msg/s", Target: want * limit.rate, TargetLabel: fmt.Sprintf("target: sluice >= %.1fx limit", want)}
 	for _, v := range selected {
 		s := summarize(results[key{mode, v.name}], n)
 		rows[v.name] = s
@@ -339,19 +356,33 @@ func printTable(mode string, selected []variant, results map[key][]result, n int
 			notes = append(notes, v.name+": "+s.invalid)
 		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.2f\t%.1f\t%s\t\n", v.name, s.rate, ratio, s.allocs, s.rss, valid)
+		c.Rows = append(c.Rows, chart.Row{Label: v.name, Value: s.rate, Highlight: v.name == "sluice",
+			Text: fmt.Sprintf("%s msg/s  %sx limit", thousands(s.rate), ratio)})
 	}
 	tw.Flush()
 	for _, note := range notes {
 		fmt.Println("  " + note)
 	}
 	if s, ok := rows["sluice"]; ok && limit.rate > 0 {
-		want := map[string]float64{modeJSON: 0.9, modeNoAlloc: 0.6}[mode]
 		ratio := ratios["sluice"]
 		fmt.Printf("target: sluice >= %.1fx limit: %.2fx %s\n", want, ratio, passFail(ratio >= want && s.invalid == ""))
 		extra := s.allocs - limit.allocs
 		fmt.Printf("target: sluice allocations beyond the limit's (payload and work) <= 1/msg: %+.2f %s\n", extra, passFail(extra <= 1.0 && s.invalid == ""))
 	}
 	fmt.Println()
+	return c
+}
+
+func thousands(v float64) string {
+	s := fmt.Sprintf("%.0f", v)
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // roundRatio is the median over the rounds of a variant's rate divided by the

@@ -240,7 +240,7 @@ func printTables(ds []decoders.Decoder, res [][]run, verdicts []verdict, n, roun
 	if pngOut != "" {
 		c := chart.Chart{Title: fmt.Sprintf("JSON decode speed, ~100-byte orders, x encoding/json (median of %d rounds)\n%s", rounds, machine),
 			Unit: "x encoding/json (one goroutine)", Rows: rows, Target: 1, TargetLabel: "encoding/json"}
-		if err := c.WritePNG(pngOut); err != nil {
+		if err := chart.Write(chart.File{Path: pngOut, Chart: c}); err != nil {
 			fatalf("-png: %v", err)
 		}
 		fmt.Println("chart:", pngOut)

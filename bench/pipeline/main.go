@@ -273,12 +273,15 @@ func writeCharts(base string, names []string, charts []chart.Chart) {
 	if base == "" {
 		return
 	}
+	var files []chart.File
 	for i, c := range charts {
-		path := chart.PartPath(base, names[i])
-		if err := c.WritePNG(path); err != nil {
-			fatalf("-png: %v", err)
-		}
-		fmt.Println("chart:", path)
+		files = append(files, chart.File{Path: chart.PartPath(base, names[i]), Chart: c})
+	}
+	if err := chart.Write(files...); err != nil {
+		fatalf("-png: %v", err)
+	}
+	for _, f := range files {
+		fmt.Println("chart:", f.Path)
 	}
 }
 

@@ -1,20 +1,19 @@
-// Package chart draws a benchmark table as a PNG: one horizontal bar per row, its value
-// written at the bar's end, and an optional dashed line at the target. The suites call it
-// when run with -png; nothing here runs otherwise.
+// Package chart describes a benchmark table as a bar chart and has it drawn into a PNG file:
+// one horizontal bar per row, its value written at the bar's end, and an optional dashed
+// line at the target. The suites call [Write] when run with -png; nothing here runs
+// otherwise. The drawing itself (gonum.org/v1/plot) runs in a command of its own, see
+// [Write].
 package chart
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"image/color"
-	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
-
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
 )
 
 // Row is one bar.
@@ -42,111 +41,51 @@ type Chart struct {
 	TargetLabel string
 }
 
-var (
-	plain  = color.RGBA{R: 0x9e, G: 0xae, B: 0xc0, A: 0xff}
-	accent = color.RGBA{R: 0x1f, G: 0x6f, B: 0xb4, A: 0xff}
-	target = color.RGBA{R: 0xc0, G: 0x39, B: 0x2b, A: 0xff}
-)
+// File is one chart and the PNG file it is drawn into.
+type File struct {
+	Path  string
+	Chart Chart
+}
 
-// WritePNG draws the chart into a PNG file at path, creating its directory. It returns an
-// error if the chart has no row or the file cannot be written.
-func (c Chart) WritePNG(path string) error {
-	if len(c.Rows) == 0 {
-		return errors.New("chart: no rows")
+// Write draws the charts into their PNG files (creating their directories) by running the
+// drawing command of this package's draw directory with "go run" from its source directory:
+// the suites do not link gonum.org/v1/plot, whose start-up would count in the memory they
+// measure. It needs the go command and the source tree, as `go run ./suite` has; relative
+// paths are relative to the current directory.
+func Write(files ...File) error {
+	if len(files) == 0 {
+		return nil
 	}
-	p := plot.New()
-	p.Title.Text = c.Title
-	p.X.Label.Text = c.Unit
-	p.X.Min = 0
-	p.X.Tick.Marker = ticks{}
-	n := len(c.Rows)
-	labels := make([]string, n)
-	maxV := c.Target
-	for i, r := range c.Rows {
-		maxV = max(maxV, r.Value)
-		labels[n-1-i] = r.Label // row 0 on top
-	}
-	if maxV <= 0 {
-		maxV = 1
-	}
-	p.Add(plotter.NewGrid())
-	var texts plotter.XYLabels
-	for i, r := range c.Rows {
-		y := float64(n - 1 - i)
-		v := max(r.Value, 0)
-		bar, err := plotter.NewBarChart(plotter.Values{v}, vg.Points(14))
+	for i := range files {
+		if len(files[i].Chart.Rows) == 0 {
+			return fmt.Errorf("chart %s: no rows", files[i].Path)
+		}
+		abs, err := filepath.Abs(files[i].Path)
 		if err != nil {
 			return fmt.Errorf("chart: %w", err)
 		}
-		bar.Horizontal = true
-		bar.XMin = y
-		bar.LineStyle.Width = 0
-		bar.Color = plain
-		if r.Highlight {
-			bar.Color = accent
-		}
-		p.Add(bar)
-		text := r.Text
-		if text == "" {
-			text = formatValue(r.Value)
-		}
-		texts.XYs = append(texts.XYs, plotter.XY{X: v + maxV*0.01, Y: y})
-		texts.Labels = append(texts.Labels, text)
+		files[i].Path = abs
 	}
-	lbl, err := plotter.NewLabels(texts)
+	spec, err := json.Marshal(files)
 	if err != nil {
 		return fmt.Errorf("chart: %w", err)
 	}
-	for i := range lbl.TextStyle {
-		lbl.TextStyle[i].YAlign = draw.YCenter
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		return errors.New("chart: cannot find the draw command's source")
 	}
-	p.Add(lbl)
-	if c.Target > 0 {
-		l, err := plotter.NewLine(plotter.XYs{{X: c.Target, Y: -0.5}, {X: c.Target, Y: float64(n) - 0.5}})
-		if err != nil {
-			return fmt.Errorf("chart: %w", err)
-		}
-		l.Color = target
-		l.Width = vg.Points(1.5)
-		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-		p.Add(l)
-		if c.TargetLabel != "" {
-			p.X.Label.Text += "        (dashed line: " + c.TargetLabel + ")"
-		}
-	}
-	p.X.Max = maxV * 1.18 // room for the texts
-	p.NominalY(labels...)
-	height := vg.Length(n)*vg.Points(22) + vg.Inch*1.4
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("chart: %w", err)
-	}
-	if err := p.Save(9*vg.Inch, height, path); err != nil {
-		return fmt.Errorf("chart: %w", err)
+	cmd := exec.Command("go", "run", "./draw")
+	cmd.Dir = filepath.Dir(self)
+	cmd.Stdin = bytes.NewReader(spec)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("chart: go run ./draw in %s: %v\n%s", cmd.Dir, err, out)
 	}
 	return nil
 }
 
-// ticks are plot's default ticks, labelled like the values.
-type ticks struct{}
-
-func (ticks) Ticks(lo, hi float64) []plot.Tick {
-	ts := plot.DefaultTicks{}.Ticks(lo, hi)
-	for i := range ts {
-		if ts[i].Label == "" {
-			continue
-		}
-		if ts[i].Value == 0 {
-			ts[i].Label = "0"
-		} else {
-			ts[i].Label = strings.TrimSuffix(formatValue(ts[i].Value), ".00")
-		}
-	}
-	return ts
-}
-
-// formatValue writes v with three significant digits and a thousands separator for large
+// FormatValue writes v with three significant digits and a thousands separator for large
 // values ("1,234,567", "0.94").
-func formatValue(v float64) string {
+func FormatValue(v float64) string {
 	if v <= 0 {
 		return "INVALID"
 	}

@@ -10,12 +10,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/sluice-go/sluice/bench/internal/machine"
 	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/internal/refserver"
@@ -146,17 +145,5 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 }
 
 // MachineInfo describes the machine and the run: CPU model and count, GOMAXPROCS, Go version,
-// OS/architecture and the date.
-func MachineInfo() string {
-	model := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	return fmt.Sprintf("%s, %d CPUs, GOMAXPROCS %d, %s %s/%s, %s", model, runtime.NumCPU(),
-		runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH, time.Now().Format("2006-01-02 15:04 MST"))
-}
+// OS/architecture and the date (see [machine.Info]).
+func MachineInfo() string { return machine.Info() }
