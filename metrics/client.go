@@ -80,11 +80,11 @@ func newClientMetrics(f *factory) *clientMetrics {
 			"Duration of a Consumer's handler calls.", f.durations),
 
 		writerBatches: f.counterVec("sluice_ds_writer_batches_total",
-			`Writer batches (one POST each) by outcome: "acked", "duplicate" (the server had already stored it) or "error".`, "result"),
+			`Writer batches by outcome: "acked", "duplicate" (an earlier attempt of the writer's own batch was stored and its answer lost) or "error".`, "result"),
 		writerItems: f.counter("sluice_ds_writer_items_total",
-			"Items of Writer batches the server acknowledged as new (duplicates and failures are not counted)."),
+			"Items the Writer stored, once each (a duplicate's items were stored by its lost attempt; failures are not counted)."),
 		writerBytes: f.counter("sluice_ds_writer_bytes_total",
-			"Body bytes of Writer batches the server acknowledged as new (duplicates and failures are not counted)."),
+			"Body bytes of the batches the Writer stored, once each (failures are not counted)."),
 		writerDuration: f.histogram("sluice_ds_writer_batch_duration_seconds",
 			"Duration of Writer batches from the first send to their outcome, retries included.", f.durations),
 	}
@@ -190,7 +190,7 @@ func (m *Metrics) WriterBatch(e dsclient.WriterBatchEvent) {
 	default:
 		c.writerAcked.Inc()
 	}
-	if e.Err == nil && !e.Duplicate {
+	if e.Err == nil { // a duplicate is a batch of this writer stored by an attempt whose answer was lost
 		if e.Items > 0 {
 			c.writerItems.Add(float64(e.Items))
 		}

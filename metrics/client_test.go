@@ -3,6 +3,8 @@ package metrics_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,7 +101,14 @@ func TestWriterMetrics(t *testing.T) {
 	if _, err := s.Create(ctx, dsclient.CreateOptions{ContentType: "application/json"}); err != nil {
 		t.Fatal(err)
 	}
-	write := func(contentType string) error {
+	// The second writer's first append is stored, but its answer is lost: the writer sends the
+	// batch again and the server answers it is a duplicate, stored once.
+	lossy := &loseFirstAnswer{next: http.DefaultTransport}
+	lc, err := dsclient.NewClient(dsclient.WithObserver(m), dsclient.WithHTTPClient(&http.Client{Transport: lossy}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(contentType string, s *dsclient.Stream) error {
 		opts := dsclient.DefaultWriterOptions("p1")
 		opts.Linger = time.Hour // one batch, sent by Close
 		opts.ContentType = contentType
@@ -114,26 +123,46 @@ func TestWriterMetrics(t *testing.T) {
 		}
 		return w.Close(ctx)
 	}
-	if err := write("application/json"); err != nil {
+	if err := write("application/json", s); err != nil {
 		t.Fatal(err)
 	}
-	// The same producer, epoch 0, sequence 0 again: the server already has the batch.
-	if err := write("application/json"); err != nil {
+	if err := write("application/json", lc.Stream(srv.StreamURL("events"))); err != nil {
 		t.Fatal(err)
 	}
 	// A content type the stream refuses: the batch fails (409, not retried).
-	if err := write("text/plain"); !errors.Is(err, dsclient.ErrConflict) {
+	if err := write("text/plain", s); !errors.Is(err, dsclient.ErrConflict) {
 		t.Fatalf("write with the wrong content type: %v, want ErrConflict", err)
 	}
 	expect(t, scrape(t, reg), map[string]float64{
 		"sluice_ds_writer_batches_total{result=acked}":     1,
 		"sluice_ds_writer_batches_total{result=duplicate}": 1,
 		"sluice_ds_writer_batches_total{result=error}":     1,
-		"sluice_ds_writer_items_total":                     2,
-		"sluice_ds_writer_bytes_total":                     float64(len(`[{"a":1},{"b":2}]`)),
+		"sluice_ds_writer_items_total":                     4,
+		"sluice_ds_writer_bytes_total":                     2 * float64(len(`[{"a":1},{"b":2}]`)),
 		"sluice_ds_writer_batch_duration_seconds_count":    3,
 		"sluice_ds_requests_total{op=append,status=200}":   1,
 		"sluice_ds_requests_total{op=append,status=204}":   1,
 		"sluice_ds_requests_total{op=append,status=409}":   1,
 	})
+}
+
+// loseFirstAnswer is a transport that loses the answer of the first append it carries, after
+// the server stored it.
+type loseFirstAnswer struct {
+	next http.RoundTripper
+	once sync.Once
+}
+
+func (l *loseFirstAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := l.next.RoundTrip(r)
+	if err != nil || r.Method != http.MethodPost {
+		return resp, err
+	}
+	lost := false
+	l.once.Do(func() { lost = true })
+	if lost {
+		resp.Body.Close()
+		return nil, errors.New("connection reset after the request was stored")
+	}
+	return resp, nil
 }
