@@ -131,8 +131,14 @@ type SubscriptionOptions[T any] struct {
 // longer read, nothing more of it is saved or acked, and its messages still in the pipeline
 // are left to the next holder (their acknowledgements change nothing). On drain the producer
 // stops reading, commits what the pipeline finished, acks it and releases its claims. See
-// the package documentation's Subscriptions section for the positions, the commit rule and
-// ordering.
+// the package documentation's Subscriptions section for the positions and the commit rule.
+//
+// Streams take turns, at most MaxMessagesPerTurn messages each, so that one busy stream
+// does not hold the others back; messages of different streams interleave. For per-stream
+// order, partition the first processor pool by stream, so that each stream's messages go
+// through one goroutine, in order:
+//
+//	PartitionBy: pipeline.PartitionByKey(func(m *pipeline.Message[T]) string { return m.Metadata.Stream }),
 //
 // A SubscriptionProducer serves one pipeline run: it starts on the first Produce and stops
 // on Close. It implements [pipeline.Producer], [pipeline.DrainNotifier] and

@@ -432,3 +432,49 @@ func TestSubscriptionDecodeFailures(t *testing.T) {
 		})
 	}
 }
+
+// RunWorker runs a worker until its context ends, drains it, and returns its stats.
+func TestRunWorker(t *testing.T) {
+	srv := dstest.ForTest(t, dstest.Options{LongPollTimeout: time.Second})
+	e := newSubEnv(t, srv.StreamURL(""))
+	sub := e.pullWake("a", "g", 10*time.Second)
+	appendTo(t, e.stream("g", 0), 0, 100, 25)
+	appendTo(t, e.stream("g", 1), 0, 50, 25)
+	sink := newKeyedSink(150)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opts := ds.SubscriptionOptions[event]{Subscriptions: []*dsclient.Subscription{sub}, Worker: "solo", Name: "fleet",
+		Checkpoints: &ack.MemoryStore{}, Logger: testLogger(t)}
+	pl := pipeline.Options[event]{Logger: testLogger(t),
+		Processors: []pipeline.ProcessorOptions[event]{{Handler: pipeline.HandlerFunc[event](func(_ context.Context, m *pipeline.Message[event]) error {
+			sink.add("solo", []pipeline.Message[event]{*m})
+			return nil
+		})}}}
+	type result struct {
+		st  ds.WorkerStats
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := ds.RunWorker(ctx, opts, pl)
+		done <- result{st, err}
+	}()
+	sink.waitFull(t, 30*time.Second)
+	eventually(t, 30*time.Second, func() (bool, string) { return caughtUp(context.Background(), sub, 2) })
+	cancel()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	sink.check(t)
+	if len(r.st.Subscriptions) != 1 {
+		t.Fatalf("stats %+v: want one subscription", r.st)
+	}
+	if s := r.st.Subscriptions[0]; r.st.Worker != "solo" || s.ID != sub.ID() || s.Won < 1 || s.Messages != 150 || s.Done < 1 || s.Held || s.Fenced+s.Expired+s.Failed > 0 {
+		t.Errorf("stats %+v, want worker solo, claims won and done, 150 messages, none lost", r.st)
+	}
+	pl.Producer = pipeline.ProducerFunc[event](func(context.Context, []pipeline.Message[event]) (int, error) { return 0, nil })
+	if _, err := ds.RunWorker(ctx, opts, pl); err == nil {
+		t.Error("RunWorker with a Producer set: no error")
+	}
+}
