@@ -27,6 +27,8 @@ import (
 
 	official "github.com/durable-streams/durable-streams/packages/client-go"
 
+	"github.com/sluice-go/sluice/bench/internal/chart"
+	"github.com/sluice-go/sluice/bench/internal/machine"
 	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/internal/refserver"
@@ -210,6 +212,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the sluice contenders here")
 	static := flag.Bool("static", true, "also read each stream from a Go loopback server replaying the reference server's response (measures the clients alone)")
 	inproc := flag.Bool("dstest", true, "also fill and read each stream on the in-process server (dsclient/dstest)")
+	pngOut := flag.String("png", "", "write PNG charts of the tables beside this path (results/client.png gives results/client-reads-static-1000000.png, ..., results/client-writer.png); default none")
 	flag.Parse()
 	log.SetFlags(0)
 	setupClients()
@@ -223,7 +226,8 @@ func main() {
 		defer srv.Stop()
 		*base = srv.URL
 	}
-	fmt.Printf("server %s, gzip %v, GOMAXPROCS %d, %s\n", *base, *gzipFlag, runtime.GOMAXPROCS(0), runtime.Version())
+	host = machine.Info()
+	fmt.Printf("%s\nserver %s, gzip %v\n", host, *base, *gzipFlag)
 
 	var prof *os.File
 	if *cpuprofile != "" {
@@ -270,7 +274,30 @@ func main() {
 	if *writerN > 0 {
 		benchWriter(ctx, *base, *writerN, *rounds)
 	}
+	fmt.Println()
+	for _, t := range targets {
+		fmt.Println(t)
+	}
+	if *pngOut != "" {
+		for i := range charts {
+			charts[i].Path = chart.PartPath(*pngOut, charts[i].Path)
+		}
+		if err := chart.Write(charts...); err != nil {
+			log.Fatalf("-png: %v", err)
+		}
+		for _, c := range charts {
+			fmt.Println("chart:", c.Path)
+		}
+	}
 }
+
+// What the tables leave for the end of the run: the machine line, the targets and the
+// charts (Path holds the part's name until -png gives the base path).
+var (
+	host    string
+	targets []string
+	charts  []chart.File
+)
 
 // benchWriter measures Writer append throughput against the limit of one pre-built
 // 10,000-message batch per request, sent one after the other.
@@ -328,10 +355,14 @@ func benchWriter(ctx context.Context, base string, n, rounds int) {
 	}
 	fmt.Printf("\n%-8s %-38s %12s %14s %10s\n", "msgs", "writer", "median", "msgs/s", "vs batch")
 	limit := median(times[0])
+	c := chart.Chart{Title: fmt.Sprintf("Writer: %d appends of one message (median of %d rounds)\n%s", n, rounds, host), Unit: "msgs/s"}
 	for i, r := range runs {
 		m := median(times[i])
 		fmt.Printf("%-8d %-38s %10.1fms %14.0f %9.2fx\n", n, r.name, float64(m)/1e6, float64(n)/m.Seconds(), float64(limit)/float64(m))
+		c.Rows = append(c.Rows, chart.Row{Label: r.name, Value: float64(n) / m.Seconds(), Highlight: strings.HasPrefix(r.name, "Writer"),
+			Text: fmt.Sprintf("%s  %.2fx batch", chart.FormatValue(float64(n)/m.Seconds()), float64(limit)/float64(m))})
 	}
+	charts = append(charts, chart.File{Path: "writer", Chart: c})
 }
 
 // runReads runs the read contenders against url and prints their rows.
@@ -370,14 +401,28 @@ func runReads(ctx context.Context, source, url string, n, rounds int, only strin
 			bare[c.group] = median(times[i])
 		}
 	}
+	ch := chart.Chart{Title: fmt.Sprintf("catch-up reads, %s server, %d messages (median of %d rounds)\n%s", source, n, rounds, host), Unit: "msgs/s"}
+	official := map[string]time.Duration{}
 	for i, c := range cs {
 		m := median(times[i])
 		ratio := "-"
 		if b, ok := bare[c.group]; ok {
 			ratio = fmt.Sprintf("%.2fx", float64(b)/float64(m))
 		}
+		if strings.HasPrefix(c.name, "official") {
+			official[c.group] = m
+		}
 		fmt.Printf("%-9s %-8d %-6s %-32s %10.1fms %14.0f %10s\n", source, n, c.group, c.name, float64(m)/1e6, float64(n)/m.Seconds(), ratio)
+		ch.Rows = append(ch.Rows, chart.Row{Label: c.group + ": " + c.name, Value: float64(n) / m.Seconds(), Highlight: strings.HasPrefix(c.name, "sluice"),
+			Text: fmt.Sprintf("%s  %s bare", chart.FormatValue(float64(n)/m.Seconds()), ratio)})
 	}
+	for i, c := range cs {
+		if o, ok := official[c.group]; ok && c.group == "typed" && strings.HasPrefix(c.name, "sluice") {
+			x := float64(o) / float64(median(times[i]))
+			targets = append(targets, fmt.Sprintf("target (%s, %d): sluice typed reads >= 1.5x the official Go client: %.2fx %s", source, n, x, map[bool]string{true: "PASS", false: "MISS"}[x >= 1.5]))
+		}
+	}
+	charts = append(charts, chart.File{Path: fmt.Sprintf("reads-%s-%d", source, n), Chart: ch})
 	return prof
 }
 

@@ -33,6 +33,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sluice-go/sluice/bench/internal/chart"
+	"github.com/sluice-go/sluice/bench/internal/machine"
 	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/internal/refserver"
 )
@@ -47,6 +49,7 @@ var (
 	servers  = flag.String("servers", "dstest,reference", "servers to run: dstest, reference")
 	gzipFlag = flag.Bool("gzip", false, "ask for gzip responses (both servers then compress bodies of 1 KiB or more)")
 	serve    = flag.Bool("serve", false, "internal: serve dstest on a loopback port, print its URL, stop when stdin closes")
+	pngOut   = flag.String("png", "", "write a PNG chart of the table (each workload's ratio dstest / reference) to this file; default none")
 )
 
 // message is one ~90-byte JSON order; i makes each unique.
@@ -81,7 +84,8 @@ func main() {
 		IdleConnTimeout:     2 * time.Second, // under the reference server's 5 s keep-alive
 	}}
 
-	fmt.Printf("dstest vs reference server %s; %s, GOMAXPROCS %d, gzip %v\n", refserver.Version, runtime.Version(), runtime.GOMAXPROCS(0), *gzipFlag)
+	host := machine.Info()
+	fmt.Printf("%s\ndstest vs reference server %s; gzip %v\n", host, refserver.Version, *gzipFlag)
 	fmt.Printf("read stream: %d messages of ~90 bytes, %d per POST; %d reads per round; %d appends per append workload; %d rounds\n",
 		*nMsgs, *batch, *reads, *appends, *rounds)
 
@@ -128,6 +132,8 @@ func main() {
 		fmt.Fprint(tw, "ratio\t")
 	}
 	fmt.Fprintln(tw)
+	c := chart.Chart{Title: fmt.Sprintf("dstest against the reference server %s (median of %d rounds)\n%s", refserver.Version, *rounds, host),
+		Unit: "x reference server", Target: 1, TargetLabel: "the reference server"}
 	for w, wl := range workloads {
 		fmt.Fprintf(tw, "%s\t%s\t", wl.name, wl.unit)
 		meds := make([]float64, len(targets))
@@ -137,6 +143,8 @@ func main() {
 		}
 		if len(targets) == 2 {
 			fmt.Fprintf(tw, "%.2fx\t", meds[0]/meds[1])
+			c.Rows = append(c.Rows, chart.Row{Label: wl.name, Value: meds[0] / meds[1], Highlight: true,
+				Text: fmt.Sprintf("%.2fx (%s vs %s %s)", meds[0]/meds[1], chart.FormatValue(meds[0]), chart.FormatValue(meds[1]), wl.unit)})
 		}
 		fmt.Fprintln(tw)
 	}
@@ -153,6 +161,16 @@ func main() {
 	tw.Flush()
 	if len(targets) == 2 {
 		fmt.Printf("\nmedians over %d rounds; ratio = %s / %s (above 1: %s is faster)\n", *rounds, targets[0].name, targets[1].name, targets[0].name)
+	}
+	fmt.Println("targets: none (dstest is the test server of the client's own tests; the table says how it compares with the reference server)")
+	if *pngOut != "" {
+		if len(c.Rows) == 0 {
+			log.Fatal("-png: the chart needs both servers")
+		}
+		if err := chart.Write(chart.File{Path: *pngOut, Chart: c}); err != nil {
+			log.Fatalf("-png: %v", err)
+		}
+		fmt.Println("chart:", *pngOut)
 	}
 }
 
