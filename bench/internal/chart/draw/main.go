@@ -107,7 +107,11 @@ func writePNG(c chart.Chart, path string) error {
 			p.X.Label.Text += "        (dashed line: " + c.TargetLabel + ")"
 		}
 	}
-	p.X.Max = maxV * 1.18 // room for the texts
+	longest := 0
+	for _, t := range texts.Labels {
+		longest = max(longest, len(t))
+	}
+	p.X.Max = maxV * min(1.1+0.013*float64(longest), 1.7) // room for the texts
 	p.NominalY(labels...)
 	height := vg.Length(n)*vg.Points(22) + vg.Inch*1.4
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
