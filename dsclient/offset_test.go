@@ -1,14 +1,17 @@
 package dsclient_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	ds "github.com/sluice-go/sluice/dsclient"
+	"github.com/sluice-go/sluice/internal/refserver"
 )
 
 // brokenOffsets serves items 0-9 from the start with next offset B = 0_00010, then, asked at
@@ -133,4 +136,43 @@ func TestOffsetSentinelsAndTail(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Against the reference server, in memory and file-backed: asked for an offset beyond the
+// tail (a checkpoint of a stream that lost data, say, in a crash or by being recreated
+// shorter), it answers at once with its tail as the next offset, lower than the one asked
+// for, in every mode. The read never follows it backwards: nothing is delivered, each
+// refusal is reported, and a bounded policy ends with ErrOffsetRegressed, the reader still at
+// the offset it holds.
+func TestRefOffsetBeyondTail(t *testing.T) {
+	mem := ref(t)
+	file := refserver.ForTest(t, refserver.Options{LongPollTimeout: 500 * time.Millisecond, DataDir: t.TempDir()})
+	for _, srv := range []*refserver.Server{mem, file} {
+		ctx := context.Background()
+		s := ds.NewStream(srv.StreamURL(name(t)), ds.WithContentType("application/json"))
+		if _, err := s.Create(ctx, ds.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := ds.AppendJSONBatch(ctx, s, []event{{N: 0}, {N: 1}}, ds.AppendOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		beyond := ds.Offset(strings.Repeat("0", 16) + "_" + strings.Repeat("9", 16))
+		for _, mode := range []ds.LiveMode{ds.LiveOff, ds.LiveLongPoll, ds.LiveSSE} {
+			obs := &events{}
+			h := ds.NewStream(s.URL(), ds.WithObserver(obs),
+				ds.WithRetry(ds.RetryPolicy{MaxAttempts: 3, InitialDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}))
+			r := h.Reader(ctx, ds.ReadOptions{Offset: beyond, Live: mode})
+			got, err := readInts(r)
+			r.Close()
+			var e *ds.Error
+			if len(got) != 0 || !errors.As(err, &e) || !errors.Is(err, ds.ErrOffsetRegressed) ||
+				e.Offset != beyond || e.ReturnedOffset != res.NextOffset || r.Offset() != beyond {
+				t.Fatalf("%s: read %v: %v", mode, got, err)
+			}
+			if n := obs.count("rejected"); n != 3 {
+				t.Fatalf("%s: %d refusals reported, want 3", mode, n)
+			}
+		}
+	}
 }
