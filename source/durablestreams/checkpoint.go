@@ -31,7 +31,7 @@ func (p *Producer[T]) startup(ctx context.Context) error {
 	tr := ack.NewTracker(mark{pos: start}, ack.TrackerOptions{})
 	p.tracker.Store(tr)
 	p.reading.Store(&start)
-	p.reader = p.opts.Stream.Reader(p.readCtx, dsclient.ReadOptions{Offset: dsclient.Offset(start.Offset), Live: p.opts.Live, MaxBytes: p.opts.MaxBytes})
+	p.reader = p.opts.Stream.Reader(p.readCtx, p.readOptions(dsclient.Offset(start.Offset)))
 
 	store := p.opts.Checkpoints
 	if store == nil {
@@ -95,7 +95,7 @@ func (p *Producer[T]) loadStart(ctx context.Context) (ack.Position, error) {
 				return pos, nil
 			}
 			if ctx.Err() != nil {
-				return ack.Position{}, fmt.Errorf("durablestreams: load checkpoint %q: %w", key, err)
+				return ack.Position{}, fmt.Errorf("durablestreams: load checkpoint %q: %w", key, errors.Join(err, ctx.Err()))
 			}
 			d := bo.Next()
 			p.log.Warn("durablestreams: loading the checkpoint failed; retrying", "key", key, "in", d, "err", err)

@@ -102,6 +102,18 @@ type ProducerOptions[T any] struct {
 	// MaxBytes is dsclient.ReadOptions.MaxBytes: the largest item, SSE batch or byte chunk
 	// held in memory. Default: 64 MiB.
 	MaxBytes int
+	// IdleTimeout is dsclient.ReadOptions.IdleTimeout: a connection that sends nothing for
+	// this long is given up and the read resumed. Default: 60s.
+	IdleTimeout time.Duration
+	// LongPollTimeout is dsclient.ReadOptions.LongPollTimeout: the server's long-poll
+	// timeout, if known. Default: learned from the server's answers.
+	LongPollTimeout time.Duration
+	// OnParseError is dsclient.ReadOptions.OnParseError: what a malformed response body
+	// leads to. dsclient.ParseFail ends the run with the *dsclient.Error (kind ErrParse,
+	// naming the stream, the offset and the byte position); dsclient.ParseRetry treats it as
+	// a transient fault (a proxy that corrupts a body) and reads the response again.
+	// Default: ParseFail.
+	OnParseError dsclient.ParsePolicy
 	// Decode turns one item into the message data: for a JSON stream, one JSON value of
 	// the stream's array; for a byte or text stream, one chunk, or one token of Split.
 	// data is valid only during the call (copy what must outlive it). An error makes the
@@ -173,6 +185,7 @@ type Producer[T any] struct {
 	failed  int             // decode failures in the response
 	pieces  [][]byte        // byte streams: the response's messages not emitted yet
 	last    *Chunk          // the last record made
+	prev    *dsclient.Chunk // the last response begun
 	recDone bool            // rec was read to its end
 	first   int64           // the position of the next response's first message
 
@@ -217,6 +230,12 @@ func NewProducer[T any](opts ProducerOptions[T]) (*Producer[T], error) {
 	}
 	if opts.MaxBytes < 0 {
 		c.Bad("ProducerOptions.MaxBytes", "must be >= 0, got %d", opts.MaxBytes)
+	}
+	if opts.IdleTimeout < 0 {
+		c.Bad("ProducerOptions.IdleTimeout", "must be >= 0, got %v", opts.IdleTimeout)
+	}
+	if opts.LongPollTimeout < 0 {
+		c.Bad("ProducerOptions.LongPollTimeout", "must be >= 0, got %v", opts.LongPollTimeout)
 	}
 	if opts.CheckpointInterval < 0 {
 		c.Bad("ProducerOptions.CheckpointInterval", "must be >= 0, got %v", opts.CheckpointInterval)
@@ -344,24 +363,30 @@ func (p *Producer[T]) readFailed(ctx context.Context, err error) error {
 	if p.readCtx.Err() != nil {
 		return context.Canceled
 	}
+	// The reader retries transient failures itself, for as long as the run lives: what
+	// reaches here is a failure that a retry cannot fix, unless a policy says to wait.
 	var e *dsclient.Error
 	errors.As(err, &e)
 	switch {
 	case errors.Is(err, dsclient.ErrGone) && p.opts.OnGone == GoneResumeEarliest:
 		return p.resumeEarliest(e)
 	case errors.Is(err, dsclient.ErrNotFound) && p.opts.OnNotFound == NotFoundWait:
-	case e != nil && e.Temporary():
 	default:
 		return err
 	}
-	if p.cur != nil {
-		// The response's body failed beyond the reader's own resumes: the reader's next
-		// chunk continues it.
-		p.cur = nil
-	}
+	// The reader's next Next continues the response whose read failed, if any.
+	p.cur = nil
 	d := p.backoff.Next()
-	p.log.Warn("durablestreams: read failed; retrying", "url", p.url, "offset", p.reader.Offset(), "in", d, "err", err)
+	p.log.Warn("durablestreams: stream not found; waiting for it", "url", p.url, "offset", p.reader.Offset(), "in", d)
 	return p.sleep(ctx, d)
+}
+
+// readOptions returns the options of a read from offset: the producer's, retrying
+// transient failures for as long as the run lives.
+func (p *Producer[T]) readOptions(offset dsclient.Offset) dsclient.ReadOptions {
+	return dsclient.ReadOptions{Offset: offset, Live: p.opts.Live, MaxBytes: p.opts.MaxBytes,
+		Retry:       dsclient.RetryPolicy{MaxAttempts: dsclient.UnlimitedAttempts},
+		IdleTimeout: p.opts.IdleTimeout, LongPollTimeout: p.opts.LongPollTimeout, OnParseError: p.opts.OnParseError}
 }
 
 // sleep waits d, or until the run or the read is stopped.
@@ -400,7 +425,7 @@ func (p *Producer[T]) resumeEarliest(e *dsclient.Error) error {
 		t.Track(context.Background(), 0, mark{pos: ack.Position{Offset: string(to), Seq: p.first}, c: p.last, end: true}) //nolint:errcheck // uncapped: never fails
 	}
 	p.reader.Close()
-	p.reader = p.opts.Stream.Reader(p.readCtx, dsclient.ReadOptions{Offset: to, Live: p.opts.Live, MaxBytes: p.opts.MaxBytes})
+	p.reader = p.opts.Stream.Reader(p.readCtx, p.readOptions(to))
 	return nil
 }
 
@@ -409,11 +434,12 @@ func (p *Producer[T]) resumeEarliest(e *dsclient.Error) error {
 func (p *Producer[T]) begin(c *dsclient.Chunk) error {
 	p.backoff.Reset()
 	info := c.Info()
-	if p.rec != nil && !p.recDone && p.rec.info.Load().StartOffset == info.StartOffset {
-		// The reader continues the response whose body it could not finish.
+	if c == p.prev && !p.recDone {
+		// The reader continues the response whose read failed (see readFailed).
 		p.cur = c
 		return nil
 	}
+	p.prev = c
 	rec := &Chunk{stream: p.path, url: p.url, first: p.first, fetched: time.Now()}
 	rec.info.Store(&info)
 	if p.last != nil {

@@ -3,11 +3,15 @@ package durablestreams_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sluice-go/sluice/ack"
 	"github.com/sluice-go/sluice/dsclient"
@@ -173,5 +177,53 @@ func TestProducerReportsMessagesHandedOut(t *testing.T) {
 	if obs.messages != got.total || uint64(obs.messages) != st.Messages || st.Chunks != 1 || obs.calls < 2 {
 		t.Fatalf("reported %d messages in %d calls; handled %d, stats %d messages in %d responses",
 			obs.messages, obs.calls, got.total, st.Messages, st.Chunks)
+	}
+}
+
+// A malformed JSON body ends the run with one clear error (the stream, the offset, the byte
+// position), after the items before it, and never turns into a flood of failed messages.
+func TestProducerMalformedBody(t *testing.T) {
+	body := `[{"n":0,"s":"x"},{"n":1,"s":"x"},{"n":2,"s":"x"}{"n":3}]`
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Stream-Next-Offset", "0000000000000000_0000000000000100")
+		w.Header().Set("Stream-Up-To-Date", "true")
+		io.WriteString(w, body)
+	}))
+	defer hs.Close()
+	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: dsclient.NewStream(hs.URL+"/v1/stream/broken", fastRetry())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed atomic.Int32
+	got := newSeen()
+	pl, err := pipeline.New(pipeline.Options[event]{
+		Producer: p,
+		Processors: []pipeline.ProcessorOptions[event]{{Concurrency: 2,
+			Handler: pipeline.HandlerFunc[event](func(ctx context.Context, m *pipeline.Message[event]) error { return nil })}},
+		Batchers: map[string]pipeline.BatcherOptions[event]{"sink": {BatchSize: 10, BatchTimeout: time.Millisecond,
+			Handler: pipeline.BatchHandlerFunc[event](func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
+				got.add(ms)
+				return nil
+			})}},
+		DefaultBatcher: "sink",
+		Failure: pipeline.FailureOptions[event]{Handler: pipeline.FailureHandlerFunc[event](func(ctx context.Context, ms []pipeline.Message[event]) error {
+			failed.Add(int32(len(ms)))
+			return nil
+		})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = pl.Run(runCtx(t))
+	var e *dsclient.Error
+	if !errors.As(err, &e) || !errors.Is(err, dsclient.ErrParse) {
+		t.Fatalf("Run: %v, want a *dsclient.Error of kind ErrParse", err)
+	}
+	if !strings.Contains(err.Error(), "/v1/stream/broken") {
+		t.Fatalf("error %q does not name the stream", err)
+	}
+	if got.total > 3 || failed.Load() != 0 {
+		t.Fatalf("handled %d messages and %d failures from a body whose fourth item is malformed", got.total, failed.Load())
 	}
 }
