@@ -381,7 +381,7 @@ func viaPipeline(ctx context.Context, rows []row, cfg config, handler pipeline.B
 			Handler: pipeline.HandlerFunc[row](func(context.Context, *pipeline.Message[row]) error { return nil })}},
 		Batchers:       map[string]pipeline.BatcherOptions[row]{"db": {BatchSize: cfg.batch, BatchTimeout: time.Second, Concurrency: cfg.conc, Handler: handler}},
 		DefaultBatcher: "db",
-		Failure: pipeline.FailureOptions[row]{Policy: pipeline.FailHalt, Handler: pipeline.FailureHandlerFunc[row](func(_ context.Context, ms []pipeline.Message[row]) error {
+		Failure: pipeline.FailureOptions[row]{Policy: pipeline.HaltOnFailure, Handler: pipeline.FailureHandlerFunc[row](func(_ context.Context, ms []pipeline.Message[row]) error {
 			failed = ms[0].Err()
 			return nil
 		})},

@@ -94,7 +94,7 @@ func TestInsertOnceRetriedBatchSkipsTheFastPath(t *testing.T) {
 		Processors:     []pipeline.ProcessorOptions[Event]{{Handler: pipeline.HandlerFunc[Event](func(context.Context, *pipeline.Message[Event]) error { return nil }), Concurrency: 1}},
 		Batchers:       map[string]pipeline.BatcherOptions[Event]{"db": {Handler: h, BatchSize: 100}},
 		DefaultBatcher: "db",
-		Failure:        pipeline.FailureOptions[Event]{Policy: pipeline.FailRetry, MaxRetries: 3, RetryBackoff: 1},
+		Failure:        pipeline.FailureOptions[Event]{Policy: pipeline.RetryThenFail, MaxRetries: 3, RetryBackoff: 1},
 	})
 	if err != nil {
 		t.Fatal(err)
