@@ -9,7 +9,7 @@ require (
 	github.com/bytedance/sonic v1.15.5
 	github.com/durable-streams/durable-streams/packages/client-go v0.1.0
 	github.com/goccy/go-json v0.12.0
-	github.com/jackc/pgx/v5 v5.7.5
+	github.com/jackc/pgx/v5 v5.7.6
 	github.com/redpanda-data/benthos/v4 v4.40.0
 	github.com/reugn/go-streams v0.13.0
 	github.com/segmentio/encoding v0.5.4
