@@ -34,7 +34,7 @@ func TestSubscriptionFairness(t *testing.T) {
 	var bigOut, smallOut, bigAtLastSmall int
 	smallDone := make(chan struct{})
 	sink := newKeyedSink(big + small*smallN)
-	var bigDone, bigAtSmallDone int
+	var bigDone, bigAtSmallDone, smallSunk int
 	w := startWorker(t, "w", []*dsclient.Subscription{sub}, sink, workerOptions{
 		store:   &ack.MemoryStore{},
 		perTurn: perTurn,
@@ -59,32 +59,14 @@ func TestSubscriptionFairness(t *testing.T) {
 			for i := range ms {
 				if strings.HasSuffix(ms[i].Metadata.Stream, "/s000") {
 					bigDone++
+				} else if smallSunk++; smallSunk == small*smallN {
+					bigAtSmallDone = bigDone
+					close(smallDone)
 				}
 			}
 			return nil
 		},
 	})
-	go func() {
-		// The small streams' rows: every one is in once all small*smallN are.
-		for {
-			sink.mu.Lock()
-			n := 0
-			for k := range sink.rows {
-				if !strings.HasSuffix(k.stream, "/s000") {
-					n++
-				}
-			}
-			sink.mu.Unlock()
-			if n == small*smallN {
-				mu.Lock()
-				bigAtSmallDone = bigDone
-				mu.Unlock()
-				close(smallDone)
-				return
-			}
-			time.Sleep(5 * time.Millisecond) // polls the sink's rows
-		}
-	}()
 	select {
 	case <-smallDone:
 	case <-time.After(60 * time.Second):
