@@ -10,15 +10,15 @@
 // of processors, and fans out to two batchers:
 //
 //   - database: purchases, in batches of 500 or 200 ms, into an in-memory table — or, with -pg,
-//     into a PostgreSQL table, with COPY into a staging table and an insert-if-absent keyed by
-//     source position (stream, chunk offset, index), so that a redelivered batch changes
-//     nothing;
+//     into a PostgreSQL table through sink/pgsink, each row keyed by the event's stable
+//     position (stream, position), so that a redelivered batch changes nothing;
 //   - analytics: the other events, keyed by event type, aggregated per key (count, distinct
 //     users, amounts).
 //
-// A purchase with a negative amount (one in 10,000) fails validation: the failure handler
-// appends it to a dead-letter stream before it is acknowledged. The committed offset — the
-// offset after the last chunk whose every event was acknowledged — is saved to a checkpoint
-// store (in memory, or PostgreSQL with -pg). The program shows progress while it runs and ends
+// A purchase with a negative amount (one in 10,000) fails validation as bad data
+// (pipeline.Permanent): the failure handler appends it to a dead-letter stream before it is
+// acknowledged. The committed position — after the longest run of events that were all
+// acknowledged, possibly inside a response — is saved to a checkpoint store (in memory, or
+// PostgreSQL with -pg). The program shows progress while it runs and ends
 // with a summary.
 package main

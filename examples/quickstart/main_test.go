@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -96,7 +97,11 @@ func TestQuickstartPostgres(t *testing.T) {
 	}
 	checkSummary(t, s, out.String())
 	var rows int64
-	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM `+pgTableName+` WHERE stream = $1`, s.Stream).Scan(&rows); err != nil || rows != s.DatabaseRows {
+	u, err := url.Parse(s.Stream) // rows name their stream by its path
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM `+pgTableName+` WHERE stream = $1`, u.Path).Scan(&rows); err != nil || rows != s.DatabaseRows {
 		t.Fatalf("table holds %d rows of the stream (%v), summary says %d", rows, err, s.DatabaseRows)
 	}
 }
