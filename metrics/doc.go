@@ -6,11 +6,12 @@
 //
 // [New] creates a [Metrics] and registers its collectors on the registry the caller passes
 // (never the global default unless that is what is passed). One *Metrics implements
-// [pipeline.Observer], [durablestreams.Observer] and [durablestreams.ProducerObserver]:
+// [pipeline.Observer], [dsclient.Observer], [durablestreams.ProducerObserver] and
+// [durablestreams.SubscriptionObserver]:
 //
 //	reg := prometheus.NewRegistry()
 //	m, err := metrics.New(reg, metrics.Options{Pipeline: "orders"})
-//	stream := durablestreams.NewStream(url, durablestreams.WithObserver(m))
+//	stream := dsclient.NewStream(url, dsclient.WithObserver(m))
 //	prod, err := durablestreams.NewProducer(durablestreams.ProducerOptions[Order]{
 //		Stream: stream, Name: "orders", Checkpoints: store, Observer: m,
 //	})
@@ -82,20 +83,32 @@
 //
 // # Durable Streams producer metrics
 //
-//	sluice_ds_producer_chunks_total                    counter    chunks read and handed out in full
-//	sluice_ds_producer_messages_total                  counter    messages handed to the pipeline, failed decodes included
+//	sluice_ds_producer_chunks_total                    counter    responses (or SSE batches) read and handed out in full
+//	sluice_ds_producer_messages_total                  counter    messages handed to the pipeline (counted per Produce call), failed decodes included
 //	sluice_ds_producer_decode_failures_total           counter    messages that did not decode (handed out failed)
-//	sluice_ds_producer_commits_total                   counter    committed offset advances (coalesced by the checkpoint interval)
+//	sluice_ds_producer_commits_total                   counter    committed position advances (coalesced by the checkpoint interval)
 //	sluice_ds_producer_last_commit_timestamp_seconds   gauge      Unix time of the last advance
 //	sluice_ds_checkpoint_saves_total{result}           counter    checkpoint store saves: ok, error
 //	sluice_ds_checkpoint_save_duration_seconds         histogram  checkpoint store saves
 //	sluice_ds_producer_gone_total                      counter    410 Gone answers resumed from the earliest offset
 //	sluice_ds_producer_at_tail                         gauge      1 when the last chunk read reached the tail, else 0
 //	sluice_ds_producer_pending_messages                gauge      messages fetched and not yet finished
-//	sluice_ds_producer_oldest_pending_seconds          gauge      age of the oldest chunk not yet committed (0: none)
+//	sluice_ds_producer_oldest_pending_seconds          gauge      age of the response holding the oldest unfinished message (0: none)
 //
 // The last three are read from the producer's Stats at each scrape, once the producer is
 // given to [Metrics.WatchProducer]; before that they are absent.
+//
+// # Durable Streams subscription worker metrics
+//
+// A *Metrics is also a [durablestreams.SubscriptionObserver] (SubscriptionOptions.Observer):
+//
+//	sluice_ds_subscription_claims_total{subscription,result}        counter    claim attempts: won, already_claimed, no_pending_work, failed (webhook wakes taken on count as won)
+//	sluice_ds_subscription_claims_ended_total{subscription,reason}  counter    claims ended: done, released, fenced, expired, failed
+//	sluice_ds_subscription_heartbeats_total{subscription,result}    counter    lease renewals carrying the committed positions: ok, error
+//	sluice_ds_subscription_claim_streams                            histogram  streams with pending work per claim won
+//	sluice_ds_subscription_held{subscription}                       gauge      1 while the worker holds a claim on the subscription
+//	sluice_ds_subscription_streams_left{subscription}               gauge      streams of the claim held not yet read to their tail and committed
+//	sluice_ds_subscription_lag_seconds{subscription}                gauge      age of the oldest work of the claim held not yet committed
 //
 // Durations are in seconds with [Options.DurationBuckets] (default [DefaultDurationBuckets]);
 // batch sizes use [Options.SizeBuckets] (default [DefaultSizeBuckets]).

@@ -1,6 +1,7 @@
 // Package durablestreams holds the pipeline sources built on the Durable Streams client
-// (package github.com/sluice-go/sluice/dsclient): the single-stream [Producer] and the
-// [DeadLetter] failure handler.
+// (package github.com/sluice-go/sluice/dsclient): the single-stream [Producer], the
+// [SubscriptionProducer] that reads the many streams of Durable Streams subscriptions with
+// workers on any number of hosts, and the [DeadLetter] failure handler.
 //
 // The folder keeps the protocol's name, as the pipeline's other sources are named after what
 // they read; the client it builds on is dsclient, so both import side by side without a
@@ -60,6 +61,58 @@
 // under the new key. The producer logs, at start, where it starts from: the checkpoint's key
 // and position, or the configured offset. A checkpoint store that fails to load (a database
 // that is down) is retried with backoff: it delays the start, it does not fail the run.
+//
+// # Subscriptions
+//
+// [SubscriptionProducer] is the source of a pipeline run by any number of workers, in any
+// number of processes and hosts, over the streams of one or more Durable Streams
+// subscriptions (PROTOCOL.md sections 6 and 7): many streams without a read per stream and
+// without a coordinator of Sluice's own — the server decides who works on what. The worker
+// follows each pull-wake subscription's wake stream with one live read and claims the
+// subscription when a wake names it, at start and every ClaimInterval; a claim it wins is
+// its lease on the linked streams with pending work, which it reads from their committed
+// positions, taking turns (MaxMessagesPerTurn messages each, at most MaxOpenStreams read at
+// once, so that its connections do not grow with the number of streams). Webhook
+// subscriptions deliver their wakes to [SubscriptionProducer.WebhookHandler]; the work is
+// the same. Messages carry the Metadata of a [Producer]'s (Stream: the stream URL's path;
+// Position: its number in the stream), so the same sinks work; streams interleave, and
+// partitioning the first pool with pipeline.PartitionByKey on Metadata.Stream keeps each
+// stream's order.
+//
+// Per stream, the committed position advances as for one stream: past a contiguous prefix
+// of finished messages, possibly inside a response. The server's cursor can only be an
+// offset at a response boundary, so the precise position — and the numbering of positions —
+// lives in the checkpoint store, keyed by ack.CheckpointKey(Name, path). A worker saves a
+// stream's position before it acks the server (an ack carries at most the start of the
+// response the saved position lies in), so the store is never behind the cursor; a claim
+// reads each stream from whichever is further, the stored position or the cursor (a stored
+// position behind the cursor, which only something else acking can cause, is ignored, and
+// positions then count from 0 at the cursor). Heartbeats (every HeartbeatInterval, a third
+// of the lease) renew the lease with what is saved; once every pending stream is read to its
+// tail and its messages are committed and saved, the claim is acked done with the final
+// offsets, and claimed again at once when the server says more work arrived. On drain, or
+// after MaxClaimAge, the worker stops reading, lets the pipeline finish what it holds, saves,
+// acks and releases the claim.
+//
+// With one store shared by every worker (ack/pgstore across hosts, one ack.MemoryStore
+// between the pipelines of a process), positions are the same whichever worker delivers a
+// message, and a sink keyed by (Stream, Position) applies every message once even when a
+// worker dies half way through a response: the next holder starts where the last save
+// stands, inside the response, re-delivering at most what was in flight plus one
+// CheckpointInterval of commits. Without a shared store delivery is at least once: the next
+// holder reads from the server's cursor — the start of the last response acked, which on a
+// server that answers a catch-up with the whole stream is where the claim began — and its
+// positions count from there.
+//
+// A claim whose heartbeats have not succeeded by LeaseMargin (a fifth of the lease) before
+// its lease would pass is stopped on the worker's own clock, and a claim the server fences
+// (FENCED, the subscription deleted, the token refused) the same way: its streams are no
+// longer read, their positions no longer saved, nothing more is acked, and its messages
+// still in the pipeline are left to the next holder — their acknowledgements change nothing.
+// A paused process that resumes after its lease finds its claim stopped and is fenced.
+// Claims are reported to SubscriptionOptions.Observer (the metrics package implements
+// [SubscriptionObserver]) and by [SubscriptionProducer.Stats]; [RunWorker] is a worker
+// process's main.
 //
 // # Live modes and failures
 //
