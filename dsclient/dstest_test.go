@@ -2,9 +2,9 @@ package dsclient_test
 
 import (
 	"context"
-	"io"
-	"net/url"
+	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	ds "github.com/sluice-go/sluice/dsclient"
@@ -14,7 +14,7 @@ import (
 // readAllEvents reads n events in every live mode until the stream's close, checking order.
 func readEventsLive(t *testing.T, s *ds.Stream, mode ds.LiveMode, n int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	next := 0
 	for it, err := range ds.JSONItems[event](ctx, s, ds.ReadOptions{Live: mode}) {
@@ -53,66 +53,55 @@ func fillClosed(t *testing.T, s *ds.Stream, n, perAppend int) {
 }
 
 // Against the in-process server with small chunks and a body cut in the middle of several
-// responses: every mode reads every item once, in order, and ends at the close.
+// responses: every mode reads every item once, in order, and ends at the close. It runs in
+// a synctest bubble: long-polls and backoffs take no real time.
 func TestDstestDropsMidBody(t *testing.T) {
-	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 4 << 10, LongPollTimeout: 200 * time.Millisecond})
-	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
-	fillClosed(t, s, 3000, 100)
-	u, _ := url.Parse(s.URL())
-	for _, mode := range []ds.LiveMode{ds.LiveOff, ds.LiveAuto, ds.LiveLongPoll, ds.LiveSSE} {
-		if err := srv.InjectFault(u.Path, dstest.Fault{Method: "GET", DropMidBody: true, Count: 3}); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		h, err := dstest.NewHandler(dstest.Options{MaxChunkBytes: 4 << 10, LongPollTimeout: 20 * time.Second})
+		if err != nil {
 			t.Fatal(err)
 		}
-		readEventsLive(t, s, mode, 3000)
-	}
+		s := inproc(h, "/v1/stream/drops")
+		fillClosed(t, s, 3000, 100)
+		for _, mode := range []ds.LiveMode{ds.LiveOff, ds.LiveAuto, ds.LiveLongPoll, ds.LiveSSE} {
+			if err := h.InjectFault("/v1/stream/drops", dstest.Fault{Method: "GET", DropMidBody: true, Count: 3}); err != nil {
+				t.Fatal(err)
+			}
+			readEventsLive(t, s, mode, 3000)
+		}
+	})
 }
 
 // SSE responses cut short, or ended by the server after a while, are reconnected from the
-// last control event without loss or repeats.
+// last control event without loss or repeats, while a writer appends.
 func TestDstestSSEReconnects(t *testing.T) {
-	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 2 << 10, SSELifetime: 50 * time.Millisecond, LongPollTimeout: 100 * time.Millisecond})
-	s := ds.NewStream(srv.StreamURL(name(t)), fastRetry())
-	ctx := context.Background()
-	if _, err := s.Create(ctx, ds.CreateOptions{ContentType: "application/json"}); err != nil {
-		t.Fatal(err)
-	}
-	m, _ := s.Head(ctx)
-	u, _ := url.Parse(s.URL())
-	if err := srv.InjectFault(u.Path, dstest.Fault{TruncateSSEAfter: 3, Count: 2}); err != nil {
-		t.Fatal(err)
-	}
-	r := s.Reader(ctx, ds.ReadOptions{Offset: m.NextOffset, Live: ds.LiveSSE})
-	defer r.Close()
-	const n = 500
-	go func() {
-		for i := range n {
-			s.AppendJSON(ctx, event{N: i}, ds.AppendOptions{})
-		}
-		s.CloseStream(ctx)
-	}()
-	next := 0
-	for {
-		c, err := r.Next()
-		if err == io.EOF {
-			break
-		}
+	synctest.Test(t, func(t *testing.T) {
+		h, err := dstest.NewHandler(dstest.Options{MaxChunkBytes: 2 << 10, SSELifetime: 5 * time.Second, LongPollTimeout: 10 * time.Second})
 		if err != nil {
-			t.Fatalf("after %d items: %v", next, err)
+			t.Fatal(err)
 		}
-		for {
-			var e event
-			if err := c.DecodeItem(&e); err == io.EOF {
-				break
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if e.N != next {
-				t.Fatalf("got %d want %d", e.N, next)
-			}
-			next++
+		s := inproc(h, "/v1/stream/sse")
+		ctx := context.Background()
+		if _, err := s.Create(ctx, ds.CreateOptions{ContentType: "application/json"}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if next != n {
-		t.Fatalf("read %d of %d", next, n)
-	}
+		m, _ := s.Head(ctx)
+		if err := h.InjectFault("/v1/stream/sse", dstest.Fault{TruncateSSEAfter: 3, Count: 2}); err != nil {
+			t.Fatal(err)
+		}
+		r := s.Reader(ctx, ds.ReadOptions{Offset: m.NextOffset, Live: ds.LiveSSE})
+		defer r.Close()
+		const n = 500
+		go func() {
+			for i := range n {
+				s.AppendJSON(ctx, event{N: i}, ds.AppendOptions{})
+				time.Sleep(100 * time.Millisecond) // 50s of appends: ten SSE lifetimes
+			}
+			s.CloseStream(ctx)
+		}()
+		got, err := readInts(r)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(ints(0, n)) {
+			t.Fatalf("read %d items: %v", len(got), err)
+		}
+	})
 }

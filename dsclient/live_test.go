@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 
 	ds "github.com/sluice-go/sluice/dsclient"
 )
@@ -17,9 +17,13 @@ import (
 // An SSE response that ends without closing the stream is reconnected from the last control
 // event's offset, echoing its cursor; the catch-up before SSE is a plain request.
 func TestSSEReconnectsFromLastControl(t *testing.T) {
+	synctest.Test(t, testSSEReconnectsFromLastControl)
+}
+
+func testSSEReconnectsFromLastControl(t *testing.T) {
 	var mu sync.Mutex
 	var queries []string
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		mu.Lock()
 		queries = append(queries, r.URL.RawQuery)
@@ -39,10 +43,9 @@ func TestSSEReconnectsFromLastControl(t *testing.T) {
 		case "o2":
 			io.WriteString(w, ": keep-alive comment\nevent: data\ndata: c\n\nevent: control\ndata: {\"streamNextOffset\":\"o3\",\"streamClosed\":true}\n\n")
 		}
-	}))
-	defer hs.Close()
+	})
 	var got []string
-	for it, err := range ds.NewStream(hs.URL+"/s", fastRetry()).Text(context.Background(), ds.ReadOptions{Live: ds.LiveSSE}) {
+	for it, err := range inproc(h, "/s").Text(context.Background(), ds.ReadOptions{Live: ds.LiveSSE}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +64,7 @@ func TestSSEReconnectsFromLastControl(t *testing.T) {
 func TestLongPollCursorEcho(t *testing.T) {
 	var n atomic.Int32
 	var cursors []string
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cursors = append(cursors, r.URL.Query().Get("cursor"))
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("Stream-Up-To-Date", "true")
@@ -79,9 +82,8 @@ func TestLongPollCursorEcho(t *testing.T) {
 			w.Header().Set("Stream-Closed", "true")
 			w.WriteHeader(http.StatusNoContent)
 		}
-	}))
-	defer hs.Close()
-	r := ds.NewStream(hs.URL+"/s").Reader(context.Background(), ds.ReadOptions{Live: ds.LiveLongPoll, Offset: ds.Now})
+	})
+	r := inproc(h, "/s").Reader(context.Background(), ds.ReadOptions{Live: ds.LiveLongPoll, Offset: ds.Now})
 	defer r.Close()
 	var statuses []int
 	for {
@@ -119,7 +121,7 @@ func (o *countingObserver) Chunk(e ds.ChunkEvent) {
 func TestObserverAndAllocations(t *testing.T) {
 	body := jsonArray(10000)
 	var calls atomic.Int32
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {
 			w.WriteHeader(503)
 			return
@@ -128,11 +130,10 @@ func TestObserverAndAllocations(t *testing.T) {
 		w.Header().Set("Stream-Next-Offset", "o1")
 		w.Header().Set("Stream-Up-To-Date", "true")
 		w.Write(body)
-	}))
-	defer hs.Close()
+	})
 	obs := &countingObserver{}
 	n := 0
-	for _, err := range ds.NewStream(hs.URL+"/s", fastRetry(), ds.WithObserver(obs)).RawItems(context.Background(), ds.ReadOptions{}) {
+	for _, err := range inproc(h, "/s", fastRetry(), ds.WithObserver(obs)).RawItems(context.Background(), ds.ReadOptions{}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +143,7 @@ func TestObserverAndAllocations(t *testing.T) {
 		t.Fatalf("items %d, observer %+v", n, obs)
 	}
 	// Reading raw items allocates nothing per item when no observer is set.
-	s := ds.NewStream(hs.URL + "/s")
+	s := inproc(h, "/s")
 	allocs := testing.AllocsPerRun(3, func() {
 		r := s.Reader(context.Background(), ds.ReadOptions{})
 		c, err := r.Next()

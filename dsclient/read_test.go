@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	ds "github.com/sluice-go/sluice/dsclient"
@@ -61,13 +61,13 @@ func fastRetry() ds.Option {
 	return ds.WithRetry(ds.RetryPolicy{InitialDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond})
 }
 
-func TestResumeJSONAfterMidBodyDrop(t *testing.T) {
+func TestResumeJSONAfterMidBodyDrop(t *testing.T) { synctest.Test(t, testResumeJSONAfterMidBodyDrop) }
+
+func testResumeJSONAfterMidBodyDrop(t *testing.T) {
 	const n = 20000
 	srv := &dropServer{body: jsonArray(n), ctype: "application/json", drops: 2}
 	srv.cutAt = len(srv.body) / 3
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	s := ds.NewStream(hs.URL+"/s", fastRetry())
+	s := inproc(srv, "/s")
 	r := s.Reader(context.Background(), ds.ReadOptions{})
 	defer r.Close()
 	c, err := r.Next()
@@ -98,12 +98,12 @@ func TestResumeJSONAfterMidBodyDrop(t *testing.T) {
 	}
 }
 
-func TestResumeBytesAfterMidBodyDrop(t *testing.T) {
+func TestResumeBytesAfterMidBodyDrop(t *testing.T) { synctest.Test(t, testResumeBytesAfterMidBodyDrop) }
+
+func testResumeBytesAfterMidBodyDrop(t *testing.T) {
 	body := []byte(strings.Repeat("0123456789", 50000))
 	srv := &dropServer{body: body, ctype: "text/plain", drops: 1, cutAt: 123457}
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	res, err := ds.NewStream(hs.URL+"/s", fastRetry()).ReadAll(context.Background(), ds.ReadOptions{})
+	res, err := inproc(srv, "/s").ReadAll(context.Background(), ds.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,13 +113,13 @@ func TestResumeBytesAfterMidBodyDrop(t *testing.T) {
 }
 
 // With retries disabled the chunk fails; Next continues it without a gap or a repeat.
-func TestNextContinuesFailedChunk(t *testing.T) {
+func TestNextContinuesFailedChunk(t *testing.T) { synctest.Test(t, testNextContinuesFailedChunk) }
+
+func testNextContinuesFailedChunk(t *testing.T) {
 	const n = 5000
 	srv := &dropServer{body: jsonArray(n), ctype: "application/json", drops: 1}
 	srv.cutAt = len(srv.body) / 2
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	r := ds.NewStream(hs.URL+"/s", ds.WithRetry(ds.RetryPolicy{MaxAttempts: 1})).Reader(context.Background(), ds.ReadOptions{})
+	r := inproc(srv, "/s", ds.WithRetry(ds.RetryPolicy{MaxAttempts: 1})).Reader(context.Background(), ds.ReadOptions{})
 	defer r.Close()
 	c, err := r.Next()
 	if err != nil {
@@ -199,32 +199,32 @@ func TestStatusMapping(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var calls atomic.Int32
-			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				calls.Add(1)
-				for k, v := range tc.hdr {
-					w.Header().Set(k, v)
+			synctest.Test(t, func(t *testing.T) {
+				var calls atomic.Int32
+				h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					calls.Add(1)
+					for k, v := range tc.hdr {
+						w.Header().Set(k, v)
+					}
+					w.WriteHeader(tc.status)
+					io.WriteString(w, "server says no")
+				})
+				s := inproc(h, "/v1/stream/x", ds.WithRetry(ds.RetryPolicy{MaxAttempts: 3}))
+				err := tc.op(s)
+				var e *ds.Error
+				if !errors.Is(err, tc.kind) || !errors.As(err, &e) {
+					t.Fatalf("error %v, want kind %v", err, tc.kind)
 				}
-				w.WriteHeader(tc.status)
-				io.WriteString(w, "server says no")
-			}))
-			defer hs.Close()
-			p := ds.RetryPolicy{MaxAttempts: 3, InitialDelay: time.Millisecond, MaxDelay: time.Millisecond}
-			s := ds.NewStream(hs.URL+"/v1/stream/x", ds.WithRetry(p))
-			err := tc.op(s)
-			var e *ds.Error
-			if !errors.Is(err, tc.kind) || !errors.As(err, &e) {
-				t.Fatalf("error %v, want kind %v", err, tc.kind)
-			}
-			if e.Status != tc.status || !strings.Contains(err.Error(), "/v1/stream/x") || (!strings.Contains(err.Error(), "server says no") && !strings.HasPrefix(tc.name, "head")) {
-				t.Fatalf("error lacks context: %v", err)
-			}
-			if tc.check != nil && !tc.check(e) {
-				t.Fatalf("error fields wrong: %+v", e)
-			}
-			if int(calls.Load()) != e.Attempts {
-				t.Fatalf("server saw %d requests, error says %d attempts", calls.Load(), e.Attempts)
-			}
+				if e.Status != tc.status || !strings.Contains(err.Error(), "/v1/stream/x") || (!strings.Contains(err.Error(), "server says no") && !strings.HasPrefix(tc.name, "head")) {
+					t.Fatalf("error lacks context: %v", err)
+				}
+				if tc.check != nil && !tc.check(e) {
+					t.Fatalf("error fields wrong: %+v", e)
+				}
+				if int(calls.Load()) != e.Attempts {
+					t.Fatalf("server saw %d requests, error says %d attempts", calls.Load(), e.Attempts)
+				}
+			})
 		})
 	}
 }
@@ -239,10 +239,12 @@ func appendOp(o ds.AppendOptions) func(*ds.Stream) error {
 
 // A plain append that fails before reaching the server (connection refused) is retried; the
 // dynamic header is evaluated on every attempt.
-func TestDynamicHeadersPerAttempt(t *testing.T) {
+func TestDynamicHeadersPerAttempt(t *testing.T) { synctest.Test(t, testDynamicHeadersPerAttempt) }
+
+func testDynamicHeadersPerAttempt(t *testing.T) {
 	var seen []string
 	var calls atomic.Int32
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen = append(seen, r.Header.Get("Authorization")+"|"+r.URL.Query().Get("tok"))
 		if calls.Add(1) == 1 {
 			w.WriteHeader(503)
@@ -250,10 +252,9 @@ func TestDynamicHeadersPerAttempt(t *testing.T) {
 		}
 		w.Header().Set("Stream-Next-Offset", "1_1")
 		w.WriteHeader(204)
-	}))
-	defer hs.Close()
+	})
 	n := 0
-	s := ds.NewStream(hs.URL+"/s", fastRetry(),
+	s := inproc(h, "/s",
 		ds.WithHeaderFunc("Authorization", func(context.Context) (string, error) { n++; return "Bearer " + strconv.Itoa(n), nil }),
 		ds.WithParamFunc("tok", func(context.Context) (string, error) { return strconv.Itoa(n), nil }))
 	res, err := s.Append(ctx(), []byte("x"), ds.AppendOptions{})
@@ -280,20 +281,20 @@ func TestCreateValidation(t *testing.T) {
 }
 
 func TestDecodeItemErrors(t *testing.T) {
-	serve := func(body string) *httptest.Server {
-		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	requests := 0
+	serve := func(body string) *ds.Stream {
+		return inproc(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			requests++
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Stream-Next-Offset", "1_1")
 			w.Header().Set("Stream-Up-To-Date", "true")
 			io.WriteString(w, body)
-		}))
+		}), "/s")
 	}
 	// A value of the wrong type is consumed and reported; the chunk goes on.
-	hs := serve(`[{"n":1},{"n":"x"},{"n":3}]`)
-	defer hs.Close()
 	var ns []int
 	var errs int
-	for it, err := range ds.JSONItems[event](ctx(), ds.NewStream(hs.URL), ds.ReadOptions{}) {
+	for it, err := range ds.JSONItems[event](ctx(), serve(`[{"n":1},{"n":"x"},{"n":3}]`), ds.ReadOptions{}) {
 		if err != nil {
 			if !errors.Is(err, ds.ErrDecode) || errors.Is(err, ds.ErrParse) || it.Index != 1 {
 				t.Fatalf("item %d: %v", it.Index, err)
@@ -306,13 +307,13 @@ func TestDecodeItemErrors(t *testing.T) {
 	if fmt.Sprint(ns) != "[1 3]" || errs != 1 {
 		t.Fatalf("decoded %v with %d errors", ns, errs)
 	}
-	// A complete response with a truncated array, or with garbage, is malformed: no retry.
+	// A complete response with a truncated array, or with garbage, is malformed: no retry
+	// under the default ParseFail.
 	for _, body := range []string{`[{"n":1},{"n"`, `XY{"n":1}]`, `[{"n":1}]x`, `[{"n":1} {"n":2}]`} {
-		hs := serve(body)
-		_, _, err := ds.ReadJSON[event](ctx(), ds.NewStream(hs.URL, fastRetry()), ds.ReadOptions{})
-		hs.Close()
-		if !errors.Is(err, ds.ErrParse) {
-			t.Errorf("%s: %v, want ErrParse", body, err)
+		requests = 0
+		_, _, err := ds.ReadJSON[event](ctx(), serve(body), ds.ReadOptions{})
+		if !errors.Is(err, ds.ErrParse) || requests != 1 {
+			t.Errorf("%s: %v after %d requests, want ErrParse after one", body, err, requests)
 		}
 	}
 }
