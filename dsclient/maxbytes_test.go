@@ -96,7 +96,7 @@ func TestMaxBytesEveryPath(t *testing.T) {
 	if testing.Short() {
 		t.Skip("streams hundreds of megabytes")
 	}
-	const max = 4 << 20
+	const max = 2 << 20
 	const big = 500 << 20
 	bodies := map[string]*oversized{
 		"500MB item":           {ctype: "application/json", prefix: `[{"n":0},{"s":"`, filler: 'x', total: big, suffix: `"}]`},
