@@ -155,4 +155,3 @@ type stdT struct{ *testing.T }
 func (t stdT) run(name string, f func(t tester)) bool {
 	return t.Run(name, func(t *testing.T) { f(stdT{t}) })
 }
-

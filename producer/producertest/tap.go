@@ -25,7 +25,7 @@ type tap[T any] struct {
 	closes   atomic.Int64
 	defers   atomic.Int64
 	decodes  atomic.Int64
-	late     atomic.Bool // DeferDecoding came after a Produce
+	late     atomic.Bool                     // DeferDecoding came after a Produce
 	ctx      atomic.Pointer[context.Context] // the first Produce call's
 
 	mu      sync.Mutex
