@@ -33,22 +33,12 @@ type config struct {
 // retryConfig is a handle's retry policy.
 type retryConfig struct {
 	RetryPolicy // as given; zero fields mean the defaults
-	// MaxRetries, when >= 0, caps each single operation of the handle at MaxRetries + 1
-	// attempts, whatever the policy says; -1 leaves the policy alone. The Writer sets it to 0
-	// on the handle it appends with, retrying by itself.
-	MaxRetries int
 }
 
-func newRetryConfig(p RetryPolicy) retryConfig { return retryConfig{RetryPolicy: p, MaxRetries: -1} }
+func newRetryConfig(p RetryPolicy) retryConfig { return retryConfig{RetryPolicy: p} }
 
 // policy returns the policy single operations follow.
-func (c retryConfig) policy() RetryPolicy {
-	p := c.RetryPolicy
-	if c.MaxRetries >= 0 {
-		p.MaxAttempts = c.MaxRetries + 1
-	}
-	return p
-}
+func (c retryConfig) policy() RetryPolicy { return c.RetryPolicy }
 
 // optionError reports an invalid option, in the form every option problem takes.
 func optionError(option, format string, args ...any) error {

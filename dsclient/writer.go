@@ -129,7 +129,7 @@ func NewWriter(s *Stream, opts WriterOptions) (*Writer, error) {
 	}
 	o := opts.withDefaults()
 	once := *s
-	once.cfg.retry.MaxRetries = 0
+	once.cfg.retry.MaxAttempts = 1 // single requests: the writer retries by itself
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Writer{s: s, once: &once, o: o, ctype: s.contentType(o.ContentType), ctx: ctx, cancel: cancel,
 		changed: make(chan struct{}), epoch: o.Epoch, sentSeq: -1}

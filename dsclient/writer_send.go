@@ -21,16 +21,21 @@ func (w *Writer) send(b *wbatch) {
 	opts := AppendOptions{ContentType: w.ctype, Close: b.closeStream,
 		Idempotent: &IdempotentHeaders{ID: w.o.ID, Epoch: b.epoch, Seq: b.seq}}
 	w.mu.Unlock()
-	var bo *Backoff
+	// The client's one retrier, for as long as the writer lives: each attempt is a single
+	// request (w.once), and a transient failure is reported, waited for and tried again here.
+	var rt *retrier
 	for {
 		res, err := w.once.Append(w.ctx, b.body, opts)
 		w.mu.Lock()
 		b.attempts++
-		d, retry := w.transient(b, err, &bo)
-		if retry {
-			w.retryEvent(b, d, err)
+		if e := w.transient(b, err); e != nil {
+			if rt == nil {
+				p := w.s.cfg.retry.RetryPolicy
+				p.MaxAttempts = UnlimitedAttempts
+				rt = newRetrier(p, w.s.cfg.observer, w.s.url)
+			}
 			w.mu.Unlock()
-			if sleep(w.ctx, d) == nil {
+			if rt.retry(w.ctx, e) == nil {
 				continue
 			}
 			w.mu.Lock() // closing: the last failure is the outcome
@@ -44,21 +49,18 @@ func (w *Writer) send(b *wbatch) {
 	}
 }
 
-// transient reports whether a failed attempt is to be retried, and after what delay; it marks
+// transient returns the error of a failed attempt that is to be retried, or nil; it marks
 // the batch as possibly stored when the attempt may have reached the server. Called with mu
 // held.
-func (w *Writer) transient(b *wbatch, err error, bo **Backoff) (time.Duration, bool) {
+func (w *Writer) transient(b *wbatch, err error) *Error {
 	var e *Error
 	if err == nil || !errors.As(err, &e) || !e.Temporary() || w.ctx.Err() != nil {
-		return 0, false
+		return nil
 	}
 	if mayHaveStored(e) {
 		b.maybeStored = true
 	}
-	if *bo == nil {
-		*bo = w.s.cfg.retry.Backoff()
-	}
-	return max((*bo).Next(), e.RetryAfter), true
+	return e
 }
 
 // mayHaveStored reports whether a failed append may have been stored by the server: it got no

@@ -7,7 +7,10 @@ import (
 	"github.com/sluice-go/sluice/dsclient"
 )
 
-var _ dsclient.Observer = (*Metrics)(nil)
+var (
+	_ dsclient.Observer       = (*Metrics)(nil)
+	_ dsclient.OffsetObserver = (*Metrics)(nil)
+)
 
 type clientMetrics struct {
 	requests        *prometheus.CounterVec
@@ -15,6 +18,8 @@ type clientMetrics struct {
 	inFlight        *prometheus.GaugeVec
 	retries         *prometheus.CounterVec
 	reconnects      *prometheus.CounterVec
+	offsetsRejected *prometheus.CounterVec
+	rejectedModes   *children[dsclient.LiveMode, prometheus.Counter]
 
 	chunks      prometheus.Counter
 	readItems   prometheus.Counter
@@ -59,7 +64,9 @@ func newClientMetrics(f *factory) *clientMetrics {
 		retries: f.counterVec("sluice_ds_retries_total",
 			"Durable Streams requests sent again after a transient failure.", "op"),
 		reconnects: f.counterVec("sluice_ds_reconnects_total",
-			"Reads that reconnected: an SSE response ended, or a body was cut and the read resumed.", "live"),
+			"Reads that reconnected: an SSE response ended, a body was cut or went silent, and the read resumed.", "live"),
+		offsetsRejected: f.counterVec("sluice_ds_offsets_rejected_total",
+			"Responses (or SSE control events) whose next offset went backwards or did not advance while carrying data: never followed, the read asked again.", "live"),
 
 		chunks: f.counter("sluice_ds_chunks_total",
 			"Chunks (responses, or SSE data batches) that readers finished."),
@@ -110,6 +117,9 @@ func newClientMetrics(f *factory) *clientMetrics {
 	m.liveModes = newChildren(func(l dsclient.LiveMode) prometheus.Counter {
 		return m.reconnects.WithLabelValues(l.String())
 	})
+	m.rejectedModes = newChildren(func(l dsclient.LiveMode) prometheus.Counter {
+		return m.offsetsRejected.WithLabelValues(l.String())
+	})
 	return m
 }
 
@@ -142,6 +152,12 @@ func (m *Metrics) Retry(e dsclient.RetryEvent) {
 // Reconnect implements dsclient.Observer: it counts the reconnect by live mode.
 func (m *Metrics) Reconnect(e dsclient.ReconnectEvent) {
 	m.client.liveModes.get(e.Live).Inc()
+}
+
+// OffsetRejected implements dsclient.OffsetObserver: it counts a response whose next offset a
+// read refused to follow.
+func (m *Metrics) OffsetRejected(e dsclient.OffsetRejectedEvent) {
+	m.client.rejectedModes.get(e.Live).Inc()
 }
 
 // Chunk implements dsclient.Observer: it counts the chunk, its items, bytes and

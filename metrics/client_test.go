@@ -3,8 +3,11 @@ package metrics_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,4 +168,33 @@ func (l *loseFirstAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, errors.New("connection reset after the request was stored")
 	}
 	return resp, nil
+}
+
+// A response whose next offset goes backwards is refused by the read and counted.
+func TestOffsetsRejectedMetric(t *testing.T) {
+	const asked = "0000000000000000_0000000000000010"
+	var calls atomic.Int32
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Stream-Up-To-Date", "true")
+		if calls.Add(1) == 1 {
+			w.Header().Set("Stream-Next-Offset", "0000000000000000_0000000000000005") // backwards
+			io.WriteString(w, `[{"a":1}]`)
+			return
+		}
+		w.Header().Set("Stream-Next-Offset", asked)
+		io.WriteString(w, `[]`)
+	}))
+	defer hs.Close()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Options{Pipeline: "offsets"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newClient(t, m).Stream(hs.URL + "/v1/stream/s")
+	items, _, err := dsclient.ReadJSON[map[string]int](context.Background(), s, dsclient.ReadOptions{Offset: asked})
+	if err != nil || len(items) != 0 {
+		t.Fatalf("read: %v, %v; want nothing, the regressing response refused", items, err)
+	}
+	expect(t, scrape(t, reg), map[string]float64{"sluice_ds_offsets_rejected_total{live=off}": 1})
 }
