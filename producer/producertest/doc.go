@@ -36,8 +36,10 @@
 //   - Cancel: a Produce waiting with nothing to give returns promptly with its context's
 //     error once the context is cancelled (a finite producer, which never waits, is called
 //     with a context already cancelled).
-//   - PrepareForDraining ([pipeline.DrainNotifier]): it does not block, and a waiting
-//     Produce returns after it.
+//   - PrepareForDraining ([pipeline.DrainNotifier]): called as a pipeline that starts
+//     draining calls it, while a Produce waits (endless) or between calls (finite), it does
+//     not block, and the Produce, its context cancelled at the same moment, returns
+//     promptly with the context's error.
 //   - ConcurrentProduce (Features.Concurrent): four goroutines calling Produce at once get
 //     every input message exactly once between them.
 //   - Decoder ([pipeline.Decoder]): after DeferDecoding, messages decode to their input

@@ -230,10 +230,11 @@ func (s *suite[T]) testCancel(t tester) {
 	}
 }
 
-// testPrepareForDraining: PrepareForDraining does not block, and makes a waiting Produce
-// return (an endless producer's, watched while it waits, its context still alive); a
-// finite producer, which never waits, returns promptly when called after it with a
-// cancelled context, as a pipeline that started draining does.
+// testPrepareForDraining calls PrepareForDraining as a pipeline that starts draining does,
+// possibly while a Produce call runs: it must not block, and the Produce call, its context
+// cancelled at the same moment, returns promptly with the context's error (an endless
+// producer's call waits with nothing to give when PrepareForDraining comes; a finite
+// producer's is called after it, in the middle of the input).
 func (s *suite[T]) testPrepareForDraining(t tester) {
 	e := s.setup(t)
 	d := e.fx.Producer.(pipeline.DrainNotifier)
@@ -242,8 +243,11 @@ func (s *suite[T]) testPrepareForDraining(t tester) {
 		w = e.wait()
 	} else {
 		for range len(e.fx.Input) / 2 {
-			msgs, _ := e.produce(t.Context(), 1, s.lim.step, false)
+			msgs, err := e.produce(t.Context(), 1, s.lim.step, false)
 			ackAll(msgs)
+			if err != nil {
+				t.Fatalf("Produce failed in the middle of the input: %v", err)
+			}
 		}
 	}
 	done := make(chan struct{})
@@ -257,15 +261,16 @@ func (s *suite[T]) testPrepareForDraining(t tester) {
 		t.Fatalf("PrepareForDraining did not return within %v: it must not block", s.lim.cancel)
 	}
 	if w != nil {
-		w.returned(s.lim.cancel, "after PrepareForDraining", func(err error) bool { return err != nil }, "an error")
+		w.cancel(pipeline.ErrDraining)
+		w.returned(s.lim.cancel, "after PrepareForDraining and its context's cancellation", isCanceled, "context.Canceled")
 		return
 	}
 	ctx, cancel := context.WithCancelCause(t.Context())
 	cancel(pipeline.ErrDraining)
 	msgs, err := e.produce(ctx, 4, s.lim.cancel, false)
 	ackAll(msgs)
-	if len(msgs) == 0 && err == nil {
-		t.Errorf("Produce after PrepareForDraining returned (0, nil)")
+	if len(msgs) == 0 && !isCanceled(err) {
+		t.Errorf("Produce after PrepareForDraining, its context cancelled, returned (0 messages, %v), want context.Canceled", err)
 	}
 }
 
