@@ -578,7 +578,9 @@ func (f *fleet) run() {
 	restarted := f.restart(killed)
 	f.say("restarted %s as %s on host %s", killed.name, restarted.name, killed.host.Name)
 
-	// SIGSTOP another worker holding a claim, past its lease; then SIGCONT it.
+	// SIGSTOP another worker holding a claim, past its lease; then SIGCONT it. First the
+	// fleet runs for a lease, so that the claims taken over are being worked on.
+	time.Sleep(lease)
 	stopped := f.holder(30*time.Second, restarted.name)
 	tStop := time.Now()
 	stopped.signal(syscall.SIGSTOP)
@@ -624,16 +626,20 @@ func (f *fleet) run() {
 
 	// The writers go on until the restarted worker has won a claim (it has rejoined the
 	// fleet), then stop; every event reaches the table.
-	tRejoin := time.Now()
+	var first, ready wevent
 	if f.log.waitFor(30*time.Second, func(evs []wevent) bool {
 		for _, e := range evs {
+			if e.W == restarted.name && e.Kind == "ready" {
+				ready = e
+			}
 			if e.W == restarted.name && e.won() {
+				first = e
 				return true
 			}
 		}
 		return false
 	}) {
-		f.say("%s won its first claim %s after %s was continued", restarted.name, secs(time.Since(tRejoin)), stopped.name)
+		f.say("%s won its first claim %s after it started", restarted.name, secs(first.T.Sub(ready.T)))
 	} else {
 		f.say("%s won no claim in the 30s after %s was continued", restarted.name, stopped.name)
 	}
@@ -735,6 +741,7 @@ func (f *fleet) checkFence(ctx context.Context, p *proc, tStop, tCont time.Time,
 			}
 			r.Close()
 			t.Errorf("%s saved %d checkpoints of %s's streams after SIGCONT, its claim lost: %v", p.name, saves, f.subName(sub), ex)
+			f.dump()
 		}
 		if rows > maxInFlight {
 			t.Errorf("%s wrote %d rows of %s's streams after SIGCONT: more than it can have had in flight (%d)", p.name, rows, f.subName(sub), maxInFlight)
