@@ -3,6 +3,7 @@ module github.com/sluice-go/sluice
 go 1.25
 
 require (
+	github.com/goccy/go-json v0.12.0
 	github.com/jackc/pgx/v5 v5.7.6
 	github.com/prometheus/client_golang v1.23.2
 	github.com/prometheus/client_model v0.6.2

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // DecodeItem decodes the next JSON item into v, as [json.Unmarshal] would. It returns io.EOF
@@ -28,13 +29,24 @@ func (c *Chunk) DecodeItem(v any) error {
 		}
 		if err == nil {
 			at := c.sc.position() - int64(len(item))
-			err = c.r.dec.decode(item, v)
+			if jd := c.r.opts.JSON; jd != nil {
+				// A decoder of the caller's: whatever it refuses is this item's failure (the
+				// scan has found the item well delimited).
+				if err = jd.DecodeJSON(item, v); err != nil {
+					err = &decodeError{err}
+				}
+			} else {
+				err = c.r.dec.decode(item, v)
+			}
 			if err == nil {
 				c.items++
 				c.r.rt.progress()
 				return nil
 			}
 			var se *itemSyntaxError
+			if de, ok := err.(*decodeError); ok {
+				err = de.err
+			}
 			if !errors.As(err, &se) {
 				c.items++
 				c.r.rt.progress()
@@ -132,4 +144,47 @@ func (f *itemFeed) Read(p []byte) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// decodeError is the error of a caller's JSONDecoder on one item.
+type decodeError struct{ err error }
+
+func (e *decodeError) Error() string { return e.err.Error() }
+
+// JSONDecoder decodes one JSON value — the bytes of one item of a JSON stream — into v, which
+// is a non-nil pointer, with the semantics of [json.Unmarshal]. data is valid only during the
+// call: a decoder must not keep it (or parts of it, such as strings that alias it). It must
+// be safe for concurrent use.
+//
+// Typed reads ([JSONItems], [Chunk.DecodeItem], [ReadJSON]) use [ReadOptions.JSON], and the
+// pipeline producers of package source/durablestreams their options' JSON, so that a faster
+// decoder can replace encoding/json; package dsclient/goccyjson adapts one. The default is
+// [StdJSON]. Items are delimited and bounded (MaxBytes) before they are decoded, whatever the
+// decoder.
+type JSONDecoder interface {
+	DecodeJSON(data []byte, v any) error
+}
+
+// JSONDecoderFunc adapts a function with the signature of json.Unmarshal to [JSONDecoder].
+type JSONDecoderFunc func(data []byte, v any) error
+
+// DecodeJSON calls f(data, v).
+func (f JSONDecoderFunc) DecodeJSON(data []byte, v any) error { return f(data, v) }
+
+// StdJSON is the default [JSONDecoder]: encoding/json, through decoders that are reused
+// across calls (which saves json.Unmarshal's setup on small items). Safe for concurrent use.
+var StdJSON JSONDecoder = stdJSON{}
+
+type stdJSON struct{}
+
+var itemDecoders = sync.Pool{New: func() any { return new(itemDecoder) }}
+
+func (stdJSON) DecodeJSON(data []byte, v any) error {
+	d := itemDecoders.Get().(*itemDecoder)
+	err := d.decode(data, v)
+	itemDecoders.Put(d)
+	if se, ok := err.(*itemSyntaxError); ok {
+		return se.err
+	}
+	return err
 }

@@ -188,6 +188,11 @@ func (s *itemScanner) next() ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
+			if len(item) > s.max {
+				// Smaller than the scan buffer, so not caught as it grew: the bound is
+				// the item's size, whatever the buffer's.
+				return nil, &tooLargeError{s.max}
+			}
 			s.state = stAfterItem
 			s.gap = s.base + int64(s.pos)
 			return item, nil

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -210,4 +213,28 @@ func TestConsumerBatchesWithinMaxBytes(t *testing.T) {
 	if total != 1000 || len(batches) < 8 {
 		t.Fatalf("%d items in %d batches", total, len(batches))
 	}
+}
+
+// MaxBytes below the scanner's buffer size still bounds each item: a 4 KiB item under a
+// 1 KiB bound is refused, with the items before it delivered.
+func TestMaxBytesBelowBufferSize(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Stream-Next-Offset", "0000000000000000_0000000000000100")
+		w.Header().Set("Stream-Up-To-Date", "true")
+		fmt.Fprintf(w, `[{"n":1},{"s":"%s"}]`, strings.Repeat("x", 4096))
+	}))
+	defer hs.Close()
+	s := ds.NewStream(hs.URL+"/v1/stream/s", fastRetry())
+	var got int
+	for _, err := range ds.JSONItems[map[string]any](context.Background(), s, ds.ReadOptions{MaxBytes: 1024}) {
+		if err != nil {
+			if !errors.Is(err, ds.ErrTooLarge) || got != 1 {
+				t.Fatalf("after %d items: %v, want ErrTooLarge after 1", got, err)
+			}
+			return
+		}
+		got++
+	}
+	t.Fatalf("read %d items and no error", got)
 }

@@ -98,6 +98,10 @@ type ReadOptions struct {
 	LongPollTimeout time.Duration
 	// OnParseError says what to do with a malformed body. Default: [ParseFail].
 	OnParseError ParsePolicy
+	// JSON decodes the items of typed reads ([JSONItems], [Chunk.DecodeItem], [ReadJSON]).
+	// An item it refuses is an [ErrDecode] error, and the chunk goes on. Default:
+	// encoding/json ([StdJSON]), whose malformed items are [ErrParse] errors instead.
+	JSON JSONDecoder
 }
 
 // Defaults of [ReadOptions]' zero fields.

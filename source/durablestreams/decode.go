@@ -1,7 +1,6 @@
 package durablestreams
 
 import (
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"unsafe"
@@ -51,10 +50,14 @@ type decoder[T any] struct {
 	ownsRaw bool
 }
 
-func newDecoder[T any](custom func(data []byte, dst *T) error) decoder[T] {
+func newDecoder[T any](custom func(data []byte, dst *T) error, jd dsclient.JSONDecoder) decoder[T] {
 	if custom != nil {
 		return decoder[T]{json: custom, bytes: custom}
 	}
+	if jd == nil {
+		jd = dsclient.StdJSON
+	}
+	decodeJSON := func(raw []byte, dst *T) error { return jd.DecodeJSON(raw, dst) }
 	// The type checks happen here, once; the functions below convert *T with the checked
 	// layout and never assert per message.
 	switch t := reflect.TypeFor[T](); {
@@ -72,7 +75,7 @@ func newDecoder[T any](custom func(data []byte, dst *T) error) decoder[T] {
 		}
 	case t.Kind() == reflect.String:
 		return decoder[T]{
-			json: func(raw []byte, dst *T) error { return json.Unmarshal(raw, dst) },
+			json: decodeJSON,
 			bytes: func(data []byte, dst *T) error {
 				*(*string)(unsafe.Pointer(dst)) = string(data)
 				return nil
@@ -81,7 +84,7 @@ func newDecoder[T any](custom func(data []byte, dst *T) error) decoder[T] {
 	default:
 		notJSON := fmt.Errorf("the stream is not JSON: ProducerOptions.Decode is needed to make a %v of its bytes", t)
 		return decoder[T]{
-			json:  func(raw []byte, dst *T) error { return json.Unmarshal(raw, dst) },
+			json:  decodeJSON,
 			bytes: func([]byte, *T) error { return notJSON },
 		}
 	}

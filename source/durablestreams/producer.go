@@ -122,6 +122,10 @@ type ProducerOptions[T any] struct {
 	// as []byte or json.RawMessage); for a byte or text stream, the bytes when T is a byte
 	// slice and the text when T is a string (any other T needs a Decode).
 	Decode func(data []byte, dst *T) error
+	// JSON decodes the items of a JSON stream when Decode is nil: dsclient.StdJSON
+	// (encoding/json) or a faster decoder with the same semantics, such as
+	// dsclient/goccyjson.Decoder. Default: dsclient.StdJSON.
+	JSON dsclient.JSONDecoder
 	// Split cuts the bytes of a byte or text stream's chunk into messages, as a
 	// bufio.Scanner would (bufio.ScanLines gives one message per line). Not used for JSON
 	// streams. Default: nil, one message per chunk.
@@ -252,7 +256,7 @@ func NewProducer[T any](opts ProducerOptions[T]) (*Producer[T], error) {
 	if opts.CheckpointInterval == 0 {
 		opts.CheckpointInterval = defaultCheckpointInterval
 	}
-	p := &Producer[T]{opts: opts, log: opts.Logger, obs: opts.Observer, dec: newDecoder(opts.Decode)}
+	p := &Producer[T]{opts: opts, log: opts.Logger, obs: opts.Observer, dec: newDecoder(opts.Decode, opts.JSON)}
 	if p.log == nil {
 		p.log = slog.Default()
 	}

@@ -63,6 +63,9 @@ type SubscriptionOptions[T any] struct {
 	// Decode turns one item into the message data, as [ProducerOptions].Decode does (same
 	// default).
 	Decode func(data []byte, dst *T) error
+	// JSON decodes JSON items when Decode is nil, as [ProducerOptions].JSON does (same
+	// default).
+	JSON dsclient.JSONDecoder
 	// Split cuts byte and text streams' chunks into messages, as [ProducerOptions].Split
 	// does. Default: nil, one message per chunk.
 	Split bufio.SplitFunc
@@ -267,7 +270,7 @@ func NewSubscriptionProducer[T any](opts SubscriptionOptions[T]) (*SubscriptionP
 	p := &SubscriptionProducer[T]{opts: opts, worker: opts.Worker, log: opts.Logger, obs: opts.Observer,
 		perTurn: opts.MaxMessagesPerTurn, maxOpen: opts.MaxOpenStreams,
 		byID: map[string]*subState[T]{}, drainCh: make(chan struct{}), closeCh: make(chan struct{}),
-		ready: make(chan struct{}, 1), dec: newDecoder(opts.Decode)}
+		ready: make(chan struct{}, 1), dec: newDecoder(opts.Decode, opts.JSON)}
 	if p.log == nil {
 		p.log = slog.Default()
 	}

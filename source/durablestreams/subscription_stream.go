@@ -69,6 +69,7 @@ func (sr *streamRun[T]) open() (*Producer[T], error) {
 		CheckpointInterval: p.opts.CheckpointInterval,
 		MaxBytes:           p.opts.MaxBytes,
 		Decode:             p.opts.Decode,
+		JSON:               p.opts.JSON,
 		Split:              p.opts.Split,
 		Observer:           obs,
 		Logger:             p.quiet.With("subscription", sr.cr.s.id, "stream", sr.link.Path),
