@@ -48,8 +48,8 @@ func readersFor(decs []decoders.Decoder) []reader {
 // other decoder is passed as ProducerOptions.Decode.
 func producerOptions(s *dsclient.Stream, d decoders.Decoder) ds.ProducerOptions[dsload.Event] {
 	o := ds.ProducerOptions[dsload.Event]{Stream: s}
-	if d.Name != "std" {
-		o.Decode = func(data []byte, dst *dsload.Event) error { return d.Unmarshal(data, dst) }
+	if d.Name != "std" { // the producer's default is dsclient.StdJSON
+		o.JSON = dsclient.JSONDecoderFunc(d.Unmarshal)
 	}
 	return o
 }
