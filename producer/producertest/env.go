@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -298,27 +299,54 @@ func (r *recorder) counts() (successful, failed int) {
 	return r.successful, r.failed
 }
 
-// checkGoroutines fails t when, after its other cleanups, the goroutine count does not come
-// back to its level now within timeout. The count is polled: no event says that a
-// goroutine has exited.
+// checkGoroutines fails t when goroutines started after now are still running once its
+// other cleanups have run, waiting up to timeout for them to end. It compares goroutines by
+// their ids, so that goroutines of earlier tests still on their way out do not hide new
+// ones; the list is polled: no event says that a goroutine has exited.
 func checkGoroutines(t tester, timeout time.Duration) {
 	t.Helper()
-	before := runtime.NumGoroutine()
+	before := goroutines()
 	t.Cleanup(func() {
 		deadline := time.Now().Add(timeout)
 		for {
-			now := runtime.NumGoroutine()
-			if now <= before {
+			var left []string
+			for id, stack := range goroutines() {
+				if _, ok := before[id]; !ok {
+					left = append(left, stack)
+				}
+			}
+			if len(left) == 0 {
 				return
 			}
 			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("%d goroutines left behind (%d before the subtest, %d after the producer's Close and the fixture's cleanups, %v later); goroutines:\n%s",
-					now-before, before, now, timeout, buf)
+				slices.Sort(left)
+				t.Errorf("%d goroutines started during the subtest are still running %v after it, the producer's Close and the fixture's cleanups:\n\n%s",
+					len(left), timeout, strings.Join(left, "\n\n"))
 				return
 			}
 			time.Sleep(time.Millisecond)
 		}
 	})
+}
+
+// goroutines returns the stacks of the running goroutines, by id.
+func goroutines() map[string]string {
+	buf := make([]byte, 64<<10)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	m := map[string]string{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		// "goroutine 123 [chan receive]:\n..."
+		f := strings.Fields(g)
+		if len(f) >= 2 && f[0] == "goroutine" {
+			m[f[1]] = g
+		}
+	}
+	return m
 }

@@ -237,7 +237,10 @@ func (s *suite[T]) testCancel(t tester) {
 // producer's is called after it, in the middle of the input).
 func (s *suite[T]) testPrepareForDraining(t tester) {
 	e := s.setup(t)
-	d := e.fx.Producer.(pipeline.DrainNotifier)
+	d, ok := e.fx.Producer.(pipeline.DrainNotifier)
+	if !ok {
+		t.Fatalf("Features.DrainNotifier is set, but %T does not implement pipeline.DrainNotifier", e.fx.Producer)
+	}
 	var w *waiting[T]
 	if s.f.Endless {
 		w = e.wait()
@@ -333,7 +336,10 @@ func (s *suite[T]) testConcurrent(t tester) {
 // input data.
 func (s *suite[T]) testDecoder(t tester) {
 	e := s.setup(t)
-	d := e.fx.Producer.(pipeline.Decoder[T])
+	d, ok := e.fx.Producer.(pipeline.Decoder[T])
+	if !ok {
+		t.Fatalf("Features.Decoder is set, but %T does not implement pipeline.Decoder", e.fx.Producer)
+	}
 	d.DeferDecoding()
 	var got []pipeline.Message[T]
 	n := len(e.fx.Input)
@@ -643,7 +649,10 @@ func (s *suite[T]) testDrain(t tester) {
 // leaves no goroutine behind.
 func (s *suite[T]) testCloseUnused(t tester) {
 	e := s.setup(t)
-	c := e.fx.Producer.(pipeline.Closer)
+	c, ok := e.fx.Producer.(pipeline.Closer)
+	if !ok {
+		t.Fatalf("Features.Closer is set, but %T does not implement pipeline.Closer", e.fx.Producer)
+	}
 	for i := range 2 {
 		if err := e.close(c, s.lim.cancel); err != nil {
 			t.Errorf("Close %d of a producer never used: %v, want nil", i+1, err)
