@@ -239,8 +239,9 @@ func (c *Chunk) Status() int {
 func (c *Chunk) Resumed() int { return c.resumed }
 
 // NextItem returns the next JSON item's bytes, exactly as the server sent them. The slice is
-// valid until the next call. It returns io.EOF after the last item. Item boundaries are
-// found by a structural scan that does not validate everything (number syntax, escapes):
+// valid until the next call (or the reader's Close, which recycles its buffer). It returns
+// io.EOF after the last item. Item boundaries are found by a structural scan that does not
+// validate everything (number syntax, escapes):
 // decode the item, or use [Chunk.DecodeItem], to validate it. For a non-JSON stream it
 // returns an [ErrInvalidArgument] error. Transient failures are retried inside (see
 // [Chunk]); an error it returns ends the chunk: later calls return it again, and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // itemScanner splits a JSON array read from r into its elements without decoding them. It
@@ -54,9 +55,24 @@ func newBytesScanner(data []byte) *itemScanner {
 
 func newItemScanner(r io.Reader, max int, buf []byte) *itemScanner {
 	if cap(buf) < scanBufSize {
-		buf = make([]byte, scanBufSize)
+		if p, ok := scanBufs.Get().(*[scanBufSize]byte); ok {
+			buf = p[:]
+		} else {
+			buf = make([]byte, scanBufSize)
+		}
 	}
 	return &itemScanner{r: r, buf: buf[:cap(buf)], max: max}
+}
+
+// scanBufs holds the scan buffers of closed readers, so that a program that reads many short
+// streams (a subscription worker) does not allocate and clear 64 KiB per read.
+var scanBufs sync.Pool
+
+// putScanBuf gives buf back to scanBufs, if it is a scan buffer of the usual size.
+func putScanBuf(buf []byte) {
+	if cap(buf) == scanBufSize {
+		scanBufs.Put((*[scanBufSize]byte)(buf[:scanBufSize]))
+	}
 }
 
 // reset makes the scanner read a new array from r, keeping its buffer (shrunk back if an

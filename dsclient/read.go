@@ -246,11 +246,16 @@ func (r *ChunkReader) Close() error {
 	r.closed = true
 	if r.cur != nil {
 		r.cur.release()
+		if r.cur.sc != nil && r.buf != nil && &r.cur.sc.buf[0] == &r.buf[0] {
+			r.cur.sc = nil // the chunk's reads fail from now on: the buffer goes back to the pool
+		}
 	}
 	if r.conn != nil {
 		r.conn.close()
 		r.conn = nil
 	}
+	putScanBuf(r.buf)
+	r.buf = nil
 	r.cancel()
 	return nil
 }
