@@ -102,9 +102,46 @@
 // # Writer and Consumer
 //
 // [Writer] is the idempotent writer (the protocol's idempotent producer, section 5.2.1):
-// batching, pipelining, epochs, auto-claim, duplicate detection. [Consumer] is a
-// long-running reader that hands each chunk to a handler and commits its offset only after
-// the handler succeeds.
+// batching, pipelining, epochs, auto-claim, duplicate detection. It is safe across process
+// restarts with its defaults ([EpochClaim]: each Writer claims its ID in a fresh epoch, so a
+// new lifetime's batches are never taken for the old one's) and retries transient failures
+// for as long as it lives. [Consumer] is a long-running reader that hands each chunk to a
+// handler and commits its offset only after the handler succeeds.
+//
+// # Typed reads and decoders
+//
+// Typed reads ([JSONItems], [ReadJSON], [Chunk.DecodeItem]) delimit each item with the
+// bounded scan of [Chunk.NextItem] and then decode it with [ReadOptions.JSON], a
+// [JSONDecoder]: [StdJSON] (encoding/json) by default, or a faster decoder with the same
+// semantics, such as the one package dsclient/goccyjson adapts.
+//
+// # Subscriptions
+//
+// A [Subscription] is a server-held cursor over many streams (PROTOCOL.md sections 6 and 7):
+// streams are linked by a glob pattern ("events/*", "tenants/**") and by explicit membership,
+// each with an acked offset, and the server wakes workers when a linked stream has data past
+// it. [Client.Subscription] makes a handle from the stream root URL and an id;
+// [Subscription.Create] creates or re-confirms it with a [SubscriptionConfig] (another
+// configuration is [ErrSubscriptionConflict]); [Subscription.Get], [Subscription.Delete],
+// [Subscription.AddStreams] and [Subscription.RemoveStream] manage it.
+//
+// Pull-wake: the server appends a [WakeEvent] to the subscription's wake stream; workers
+// follow it with one live read and take the lease with [Subscription.Claim]. The [Claim]
+// names its generation, lease and streams ([Claim.Pending], each with its acked and tail
+// offset); the worker reads each stream from its acked offset ([Subscription.Stream],
+// [Stream.Reader]), heartbeats with [Claim.Ack] well inside the lease (acks applied, lease
+// extended), acks done when caught up, or releases ([Claim.Release]). A claim while another
+// worker holds the lease fails with [ErrAlreadyClaimed] (its [SubscriptionError] names the
+// holder and generation), one with nothing to do with [ErrNoPendingWork]. When a lease
+// passes, the server wakes the subscription at the next generation and the old holder's acks
+// fail with [ErrFenced], moving no cursor. The pipeline source built on this, a worker that
+// does all of it, is durablestreams.SubscriptionProducer in package source/durablestreams.
+//
+// Webhooks: a [WebhookReceiver] is an http.Handler that verifies each delivery's Ed25519
+// signature over "<t>.<raw body>" with the server's key named by kid (from the server's key
+// set, {root}__ds/jwks.json, cached by a [JWKS]), refuses timestamps outside its replay
+// window ([ErrSignatureInvalid], [ErrSignatureExpired]) and hands the [Wake] to a
+// [WakeHandler], which finishes it by answering done or later through [Wake.Callback].
 //
 // # Testing
 //
