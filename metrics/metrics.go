@@ -3,8 +3,12 @@ package metrics
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/sluice-go/sluice/internal/optcheck"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -39,32 +43,31 @@ type Options struct {
 	SizeBuckets []float64
 }
 
-// validate returns every problem of o at once, each naming its field.
+// validate returns every problem of o at once, each naming its Go field path, as a
+// *pipeline.OptionsError (the project's one vocabulary of option errors).
 func (o *Options) validate() error {
-	var problems []string
+	c := optcheck.New("metrics", nil)
 	if !utf8.ValidString(o.Pipeline) {
-		problems = append(problems, "Pipeline: must be valid UTF-8")
+		c.Bad("Options.Pipeline", "must be valid UTF-8")
 	}
-	for name, value := range o.ConstLabels {
-		switch {
+	for _, name := range slices.Sorted(maps.Keys(o.ConstLabels)) {
+		field := fmt.Sprintf("Options.ConstLabels[%q]", name)
+		switch value := o.ConstLabels[name]; {
 		case !utf8.ValidString(value):
-			problems = append(problems, fmt.Sprintf("ConstLabels[%q]: value must be valid UTF-8", name))
+			c.Bad(field, "value must be valid UTF-8")
 		case name == "pipeline":
-			problems = append(problems, `ConstLabels["pipeline"]: reserved, set Pipeline instead`)
+			c.Bad(field, "reserved, set Pipeline instead")
 		case !validLabelName(name):
-			problems = append(problems, fmt.Sprintf("ConstLabels[%q]: invalid label name", name))
+			c.Bad(field, "invalid label name")
 		}
 	}
 	if p := checkBuckets(o.DurationBuckets); p != "" {
-		problems = append(problems, "DurationBuckets: "+p)
+		c.Bad("Options.DurationBuckets", "%s", p)
 	}
 	if p := checkBuckets(o.SizeBuckets); p != "" {
-		problems = append(problems, "SizeBuckets: "+p)
+		c.Bad("Options.SizeBuckets", "%s", p)
 	}
-	if len(problems) > 0 {
-		return errors.New("metrics: invalid options: " + strings.Join(problems, "; "))
-	}
-	return nil
+	return c.Err()
 }
 
 func checkBuckets(b []float64) string {

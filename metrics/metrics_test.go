@@ -89,21 +89,24 @@ func TestOptionsErrors(t *testing.T) {
 		opts metrics.Options
 		want []string
 	}{
-		{"reserved label", metrics.Options{ConstLabels: prometheus.Labels{"pipeline": "x"}}, []string{`ConstLabels["pipeline"]`}},
-		{"bad label name", metrics.Options{ConstLabels: prometheus.Labels{"1x": "x"}}, []string{`ConstLabels["1x"]`}},
-		{"bad label value", metrics.Options{ConstLabels: prometheus.Labels{"x": "\xff"}}, []string{`ConstLabels["x"]`}},
-		{"bad pipeline", metrics.Options{Pipeline: "\xff"}, []string{"Pipeline:"}},
-		{"buckets", metrics.Options{DurationBuckets: []float64{1, 1}, SizeBuckets: []float64{3, 2}}, []string{"DurationBuckets:", "SizeBuckets:"}},
+		{"reserved label", metrics.Options{ConstLabels: prometheus.Labels{"pipeline": "x"}}, []string{`Options.ConstLabels["pipeline"]`}},
+		{"bad label name", metrics.Options{ConstLabels: prometheus.Labels{"1x": "x"}}, []string{`Options.ConstLabels["1x"]`}},
+		{"bad label value", metrics.Options{ConstLabels: prometheus.Labels{"x": "\xff"}}, []string{`Options.ConstLabels["x"]`}},
+		{"bad pipeline", metrics.Options{Pipeline: "\xff"}, []string{"Options.Pipeline"}},
+		{"buckets", metrics.Options{DurationBuckets: []float64{1, 1}, SizeBuckets: []float64{3, 2}}, []string{"Options.DurationBuckets", "Options.SizeBuckets"}},
+		{"every problem at once", metrics.Options{Pipeline: "\xff", ConstLabels: prometheus.Labels{"1x": "x", "pipeline": "y"}, SizeBuckets: []float64{3, 2}},
+			[]string{"Options.Pipeline", `Options.ConstLabels["1x"]`, `Options.ConstLabels["pipeline"]`, "Options.SizeBuckets"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := metrics.New(prometheus.NewRegistry(), tt.opts)
-			if err == nil {
-				t.Fatal("no error")
+			var oe *pipeline.OptionsError
+			if !errors.As(err, &oe) || len(oe.Problems) != len(tt.want) {
+				t.Fatalf("error %v, want a *pipeline.OptionsError with %d problems", err, len(tt.want))
 			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %s", err, w)
+			for i, w := range tt.want {
+				if oe.Problems[i].Field != w {
+					t.Errorf("problem %d is %v, want field %s", i, oe.Problems[i], w)
 				}
 			}
 		})
