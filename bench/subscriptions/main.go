@@ -188,6 +188,15 @@ func throughputPart(ctx context.Context, client *dsclient.Client, srvs []*dsload
 	for _, w := range cfg.workers {
 		variants = append(variants, fmt.Sprintf("%d", w))
 	}
+	short := func(v string) string {
+		switch v {
+		case "single":
+			return "single stream"
+		case "1":
+			return "1 worker"
+		}
+		return v + " workers"
+	}
 	label := func(v string) string {
 		if v == "single" {
 			return fmt.Sprintf("single-stream producer, 1 stream × %s", thousands(float64(n)))
@@ -266,9 +275,9 @@ func throughputPart(ctx context.Context, client *dsclient.Client, srvs []*dsload
 				peak = strconv.FormatInt(dsload.Median(peaks[i]), 10)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t\n", srv.Name, label(v), thousands(dsload.Median(rates[i])), ratio, peak, cl, ok)
-			rateRows = append(rateRows, chart.Row{Label: srv.Name + ", " + label(v), Value: dsload.Median(rates[i]), Text: thousands(dsload.Median(rates[i])) + " msg/s", Highlight: v != "single"})
+			rateRows = append(rateRows, chart.Row{Label: srv.Name + ", " + short(v), Value: dsload.Median(rates[i]), Text: thousands(dsload.Median(rates[i])) + " msg/s", Highlight: v != "single"})
 			if v != "single" {
-				ratioRows = append(ratioRows, chart.Row{Label: srv.Name + ", " + label(v), Value: ratio, Text: fmt.Sprintf("%.2fx", ratio), Highlight: v == "1"})
+				ratioRows = append(ratioRows, chart.Row{Label: srv.Name + ", " + short(v), Value: ratio, Text: fmt.Sprintf("%.2fx", ratio), Highlight: v == "1"})
 			}
 			if v == "1" {
 				targets = append(targets, fmt.Sprintf("%s: one worker on %s streams at >= %.1fx the single-stream producer on one: %.2fx %s",
@@ -285,8 +294,8 @@ func throughputPart(ctx context.Context, client *dsclient.Client, srvs []*dsload
 		return nil
 	}
 	return []chart.File{
-		{Path: chart.PartPath(pngBase, "throughput"), Chart: chart.Chart{Title: fmt.Sprintf("Catch-up of %s events: subscriptions vs one stream (%s)", thousands(float64(n)), machine), Unit: "msg/s", Rows: rateRows}},
-		{Path: chart.PartPath(pngBase, "ratio"), Chart: chart.Chart{Title: "Subscription workers x the single-stream producer (" + machine + ")", Unit: "x single", Rows: ratioRows,
+		{Path: chart.PartPath(pngBase, "throughput"), Chart: chart.Chart{Title: fmt.Sprintf("%s events: %s streams vs 1 (%s)", thousands(float64(n)), thousands(float64(cfg.streams)), machine), Unit: "msg/s", Rows: rateRows}},
+		{Path: chart.PartPath(pngBase, "ratio"), Chart: chart.Chart{Title: "Workers x single stream (" + machine + ")", Unit: "x single", Rows: ratioRows,
 			Target: targetRatio, TargetLabel: fmt.Sprintf("target %.1fx (one worker)", targetRatio)}},
 	}
 }
@@ -338,7 +347,7 @@ func failoverPart(ctx context.Context, client *dsclient.Client, srvs []*dsload.S
 		return nil
 	}
 	return []chart.File{{Path: chart.PartPath(pngBase, "failover"), Chart: chart.Chart{
-		Title: fmt.Sprintf("Failover gap after a SIGKILL, lease %v (%s)", cfg.lease, machine), Unit: "seconds", Rows: rows,
+		Title: fmt.Sprintf("Failover gap, lease %v (%s)", cfg.lease, machine), Unit: "seconds", Rows: rows,
 		Target: cfg.lease.Seconds() + targetGapExtra, TargetLabel: fmt.Sprintf("target: lease + %.0f s", targetGapExtra)}}}
 }
 
@@ -466,7 +475,7 @@ func connsPart(ctx context.Context, client *dsclient.Client, srvs []*dsload.Serv
 			}
 			ratio = x
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.2f\t%s\t%s\t\n", srv.Name, thousands(float64(ns)), int64(p), dsload.Median(fds[i]), x, thousands(dsload.Median(rates[i])), ok)
-			rows = append(rows, chart.Row{Label: fmt.Sprintf("%s, %s streams", srv.Name, thousands(float64(ns))), Value: p, Text: fmt.Sprintf("%d connections", int64(p)), Highlight: true})
+			rows = append(rows, chart.Row{Label: fmt.Sprintf("%s, %s streams", srv.Name, thousands(float64(ns))), Value: p, Text: fmt.Sprintf("%d", int64(p)), Highlight: true})
 		}
 		last := cfg.connStreams[len(cfg.connStreams)-1]
 		targets = append(targets, fmt.Sprintf("%s: peak connections independent of the number of streams (%s streams / %s streams <= %.2f): %.2f %s",
@@ -481,5 +490,5 @@ func connsPart(ctx context.Context, client *dsclient.Client, srvs []*dsload.Serv
 		return nil
 	}
 	return []chart.File{{Path: chart.PartPath(pngBase, "conns"), Chart: chart.Chart{
-		Title: "Peak connections of one worker (" + machine + ")", Unit: "connections", Rows: rows}}}
+		Title: "Peak connections, 1 worker (" + machine + ")", Unit: "connections", Rows: rows}}}
 }
