@@ -93,7 +93,7 @@ type fleet struct {
 	rows   string      // the sink's table
 	ck     string      // the checkpoint store's table
 	audit  string      // every write to ck: by whom, when
-	log    *log
+	log    *eventLog
 
 	mu    sync.Mutex
 	procs map[string]*proc // by worker name
@@ -128,7 +128,7 @@ func newFleet(t *testing.T, pool *pgxpool.Pool, label string) *fleet {
 	}
 	t.Cleanup(func() { fwd.Close() })
 	f := &fleet{t: t, label: label, net: n, fwd: fwd, pool: pool, id: "f" + strings.ReplaceAll(n.ID, "-", "_"),
-		log: newLog(), procs: map[string]*proc{}}
+		log: newEventLog(), procs: map[string]*proc{}}
 	f.rows, f.ck, f.audit = "fleet_rows_"+f.id, "fleet_ck_"+f.id, "fleet_audit_"+f.id
 	f.say("hosts: server %s (%s), workers %s (%s), %s (%s), %s (%s); PostgreSQL through %s; bridge %s",
 		n.Hosts[0].NS, n.Hosts[0].Addr, n.Hosts[1].Name, n.Hosts[1].Addr, n.Hosts[2].Name, n.Hosts[2].Addr,

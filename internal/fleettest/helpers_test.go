@@ -69,17 +69,17 @@ type wevent struct {
 // won reports whether e is a claim won.
 func (e wevent) won() bool { return e.Kind == "claim" && e.Result == "won" }
 
-// log is every worker's events, in the order they were read, with a broadcast of every
+// eventLog is every worker's events, in the order they were read, with a broadcast of every
 // change.
-type log struct {
+type eventLog struct {
 	mu      sync.Mutex
 	evs     []wevent
 	changed chan struct{}
 }
 
-func newLog() *log { return &log{changed: make(chan struct{})} }
+func newEventLog() *eventLog { return &eventLog{changed: make(chan struct{})} }
 
-func (l *log) add(e wevent) {
+func (l *eventLog) add(e wevent) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.evs = append(l.evs, e)
@@ -89,7 +89,7 @@ func (l *log) add(e wevent) {
 
 // waitFor waits until cond, evaluated on the events so far, holds, or timeout passes; it
 // reports whether cond held.
-func (l *log) waitFor(timeout time.Duration, cond func(evs []wevent) bool) bool {
+func (l *eventLog) waitFor(timeout time.Duration, cond func(evs []wevent) bool) bool {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
@@ -108,7 +108,7 @@ func (l *log) waitFor(timeout time.Duration, cond func(evs []wevent) bool) bool 
 }
 
 // events returns a copy of the events so far.
-func (l *log) events() []wevent {
+func (l *eventLog) events() []wevent {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]wevent(nil), l.evs...)
