@@ -660,6 +660,7 @@ func (f *fleet) run() {
 		n := f.count(ctx)
 		return n >= total, fmt.Sprintf("%d rows of %d", n, total)
 	})
+	rowsIn := time.Since(tWritten)
 	f.until(ctx, 60*time.Second, "cursors at the tails", func() (bool, string) {
 		for g := range groups {
 			if ok, why := f.caughtUp(ctx, g); !ok {
@@ -669,7 +670,7 @@ func (f *fleet) run() {
 		return true, ""
 	})
 	f.say("%d events appended to %d streams; all in the table %s and every cursor at its stream's tail %s after the writers stopped",
-		total, groups*perGroup, secs(time.Since(tWritten)), secs(time.Since(tWritten)))
+		total, groups*perGroup, secs(rowsIn), secs(time.Since(tWritten)))
 	if bad := stopCursors(); len(bad) > 0 {
 		t.Errorf("cursors moved backwards: %v", bad)
 	}
@@ -809,6 +810,9 @@ func (f *fleet) summary() {
 			ends = append(ends, fmt.Sprintf("%s %d", r, k))
 		}
 		sort.Strings(ends)
+		if len(ends) == 0 {
+			ends = []string{"none"}
+		}
 		msgs := fmt.Sprintf("messages %d", s.stats)
 		if !s.drained {
 			msgs = fmt.Sprintf("messages %d in the claims that ended", s.msgs)
