@@ -61,6 +61,13 @@ func (w *tap[T]) Produce(ctx context.Context, msgs []pipeline.Message[T]) (int, 
 	if w.produces.Add(1) == 1 {
 		w.ctx.Store(&ctx)
 	}
+	if err := ctx.Err(); err != nil {
+		// The pipeline may still start a call after it began draining (a producer goroutine
+		// that finds credits freed as it wakes); the tap answers it as a producer should, so
+		// that what a drain hands out is what the pipeline asked for before it. The Cancel
+		// subtest calls the producer itself with a cancelled context.
+		return 0, err
+	}
 	n, err := w.e.fx.Producer.Produce(ctx, msgs)
 	t := w.e.t
 	if n < 0 || n > len(msgs) {
