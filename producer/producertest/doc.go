@@ -36,10 +36,11 @@
 //   - Cancel: a Produce waiting with nothing to give returns promptly with its context's
 //     error once the context is cancelled (a finite producer, which never waits, is called
 //     with a context already cancelled).
-//   - PrepareForDraining ([pipeline.DrainNotifier]): called as a pipeline that starts
-//     draining calls it, while a Produce waits (endless) or between calls (finite), it does
-//     not block, and the Produce, its context cancelled at the same moment, returns
-//     promptly with the context's error.
+//   - PrepareForDraining ([pipeline.DrainNotifier]): called while a Produce waits
+//     (endless) or between calls (finite), it does not block, and the Produce, its context
+//     cancelled at the same moment, returns promptly with the context's error. The suite
+//     calls it just before cancelling the context (a pipeline cancels just before calling
+//     it), so that a PrepareForDraining that waits for a running Produce is caught.
 //   - ConcurrentProduce (Features.Concurrent): four goroutines calling Produce at once get
 //     every input message exactly once between them.
 //   - Decoder ([pipeline.Decoder]): after DeferDecoding, messages decode to their input
