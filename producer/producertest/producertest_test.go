@@ -173,11 +173,11 @@ type testProducer struct {
 	next   int
 	ends   int
 	closes int
-	leaked bool
+	leaked *atomic.Bool // shared by the producers of one run: one leak is enough
 }
 
-func newTestProducer(f fault, endless bool, a ack.Acknowledger, never chan struct{}) *testProducer {
-	p := &testProducer{fault: f, endless: endless, a: a, release: make(chan struct{}), never: never}
+func newTestProducer(f fault, endless bool, a ack.Acknowledger, never chan struct{}, leaked *atomic.Bool) *testProducer {
+	p := &testProducer{fault: f, endless: endless, a: a, release: make(chan struct{}), never: never, leaked: leaked}
 	for i := range 20 {
 		p.in = append(p.in, 1000+i)
 		p.order = append(p.order, i)
@@ -212,8 +212,7 @@ func (o ownAcknowledger) Ack(s []ack.Ref, f []ack.Failure) {
 
 func (p *testProducer) Produce(ctx context.Context, msgs []pipeline.Message[int]) (int, error) {
 	p.mu.Lock()
-	if p.fault == leaks && !p.leaked {
-		p.leaked = true
+	if p.fault == leaks && p.leaked.CompareAndSwap(false, true) {
 		go func() { <-p.never }()
 	}
 	if ctx.Err() != nil && p.fault == foreignCancelErr {
@@ -332,16 +331,17 @@ func (p *testProducer) DecodeMessages(msgs []pipeline.Message[int]) {
 type produceOnly struct{ pipeline.Producer[int] }
 
 // testLimits keep the suite's own tests short: a broken producer fails at these bounds.
-var testLimits = limits{step: 2 * time.Second, cancel: time.Second, idle: 20 * time.Millisecond, leak: 300 * time.Millisecond, idleActivity: IdleActivity}
+var testLimits = limits{step: time.Second, cancel: 500 * time.Millisecond, idle: 20 * time.Millisecond, leak: time.Second, idleActivity: IdleActivity}
 
 // runFake runs the suite against test producers with the fault, through a fake test, and
 // returns the names of the subtests that failed and what they said.
 func runFake(t *testing.T, f Features, flt fault, wrap func(pipeline.Producer[int]) pipeline.Producer[int]) ([]string, string) {
 	never := make(chan struct{})
 	defer close(never)
+	var leaked atomic.Bool
 	ft := newFakeT(t)
 	run[int](ft, f, func(t testing.TB, a ack.Acknowledger) Fixture[int] {
-		p := newTestProducer(flt, f.Endless, a, never)
+		p := newTestProducer(flt, f.Endless, a, never, &leaked)
 		if f.Acks == AcksOwn {
 			p.a = nil
 		}
@@ -389,9 +389,7 @@ func TestSuitePassesCorrectProducers(t *testing.T) {
 }
 
 // Each fault fails the subtests named; others may fail too (a duplicate is seen by every
-// subtest that takes the whole input). The cases run in parallel: most of their time is a
-// broken producer holding a subtest until a limit passes. Goroutines of one case may then
-// count as left behind by another, which only adds failures to cases that must fail.
+// subtest that takes the whole input).
 func TestSuiteFailsBrokenProducers(t *testing.T) {
 	endless := with(all, func(f *Features) { f.Endless = true })
 	own := with(all, func(f *Features) { f.Acks = AcksOwn })
@@ -426,7 +424,6 @@ func TestSuiteFailsBrokenProducers(t *testing.T) {
 		{"LacksClaims", Features{Ordered: true}, noFault, nil, []string{"Features"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
 			failed, msgs := runFake(t, c.f, c.fault, c.wrap)
 			for _, w := range c.want {
 				if !slices.Contains(failed, w) {

@@ -26,6 +26,7 @@ type tap[T any] struct {
 	defers   atomic.Int64
 	decodes  atomic.Int64
 	late     atomic.Bool                     // DeferDecoding came after a Produce
+	errs     atomic.Int64                    // failures reported
 	ctx      atomic.Pointer[context.Context] // the first Produce call's
 
 	mu      sync.Mutex
@@ -69,17 +70,16 @@ func (w *tap[T]) Produce(ctx context.Context, msgs []pipeline.Message[T]) (int, 
 		return 0, err
 	}
 	n, err := w.e.fx.Producer.Produce(ctx, msgs)
-	t := w.e.t
 	if n < 0 || n > len(msgs) {
-		t.Errorf("in a pipeline: Produce returned %d messages for a demand of %d (err %v)", n, len(msgs), err)
+		w.errorf("in a pipeline: Produce returned %d messages for a demand of %d (err %v)", n, len(msgs), err)
 		return n, err // the pipeline fails the run
 	}
 	if n == 0 && err == nil {
-		t.Errorf("in a pipeline: Produce returned no message and a nil error for a demand of %d", len(msgs))
+		w.errorf("in a pipeline: Produce returned no message and a nil error for a demand of %d", len(msgs))
 	}
 	for i := n; i < len(msgs); i++ {
 		if !reflect.ValueOf(&msgs[i]).Elem().IsZero() {
-			t.Errorf("in a pipeline: Produce returned %d messages for a demand of %d but wrote message %d too", n, len(msgs), i)
+			w.errorf("in a pipeline: Produce returned %d messages for a demand of %d but wrote message %d too", n, len(msgs), i)
 			break
 		}
 	}
@@ -88,12 +88,23 @@ func (w *tap[T]) Produce(ctx context.Context, msgs []pipeline.Message[T]) (int, 
 	for i := range msgs[:n] {
 		m := &msgs[i]
 		if err := w.e.checkAcknowledger(m); err != nil {
-			t.Errorf("in a pipeline: %v", err)
+			w.errorf("in a pipeline: %v", err)
 		}
 		w.entries = append(w.entries, entry{a: m.Acknowledger(), ref: m.Ref(), stream: m.Metadata.Stream, pos: m.Metadata.Position, index: -1})
 		m.SetAcknowledger(w, ack.Ref{N: uint64(len(w.entries) - 1)})
 	}
 	return n, err
+}
+
+// errorf fails the test, reporting the first few failures only: a broken producer can make
+// a pipeline call it in a loop.
+func (w *tap[T]) errorf(format string, args ...any) {
+	switch n := w.errs.Add(1); {
+	case n <= 10:
+		w.e.t.Errorf(format, args...)
+	case n == 11:
+		w.e.t.Errorf("in a pipeline: more failures, not reported")
+	}
 }
 
 // PrepareForDraining implements pipeline.DrainNotifier: it passes the call on.
@@ -138,13 +149,13 @@ func (w *tap[T]) Ack(successful []ack.Ref, failed []ack.Failure) {
 	w.mu.Lock()
 	count := func(r ack.Ref, failed bool) *entry {
 		if r.N >= uint64(len(w.entries)) {
-			w.e.t.Errorf("in a pipeline: an acknowledgement of reference %d, which the suite never handed out", r.N)
+			w.errorf("in a pipeline: an acknowledgement of reference %d, which the suite never handed out", r.N)
 			return nil
 		}
 		x := &w.entries[r.N]
 		x.acks++
 		if x.acks > 1 {
-			w.e.t.Errorf("in a pipeline: message %d (%s position %d) acknowledged %d times", r.N, quote(x.stream), x.pos, x.acks)
+			w.errorf("in a pipeline: message %d (%s position %d) acknowledged %d times", r.N, quote(x.stream), x.pos, x.acks)
 			return nil
 		}
 		x.failed = failed
