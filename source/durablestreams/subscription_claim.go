@@ -128,6 +128,7 @@ func newClaimRun[T any](s *subState[T], l lease, pending []dsclient.LinkedStream
 	cr := &claimRun[T]{p: p, s: s, l: l, begun: time.Now(), margin: s.margin,
 		killCh: make(chan struct{}), poke: make(chan struct{}, 1), allClosed: make(chan struct{})}
 	cr.store = newClaimStore(p.opts.Checkpoints, cr.live)
+	cr.store.until = func() time.Time { return cr.l.deadline().Add(-cr.margin) }
 	cr.waitCtx, cr.waitCancel = context.WithCancel(p.runCtx)
 	for _, ls := range pending {
 		sr := newStreamRun(cr, ls)

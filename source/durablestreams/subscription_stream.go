@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/sluice-go/sluice/ack"
 	"github.com/sluice-go/sluice/dsclient"
@@ -195,6 +196,7 @@ func (p *Producer[T]) waitFinished(ctx context.Context) error {
 type claimStore struct {
 	inner  ack.CheckpointStore // nil: none
 	live   func() bool
+	until  func() time.Time
 	floors map[string]ack.Position // key → the server's cursor as of the claim
 
 	mu    sync.RWMutex // read-held by saves; write-held to end them
@@ -248,6 +250,11 @@ func (s *claimStore) Save(ctx context.Context, key, value string) error {
 		return nil
 	}
 	if s.inner != nil {
+		if s.until != nil {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, s.until())
+			defer cancel()
+		}
 		if err := s.inner.Save(ctx, key, value); err != nil {
 			return err
 		}
