@@ -10,7 +10,10 @@ import (
 // drain stops the run in order and returns Run's error. Each step waits for the one before:
 //
 //  1. the producer is told (its context is cancelled with cause ErrDraining, and
-//     PrepareForDraining is called) and no Produce call is made after the running ones;
+//     PrepareForDraining is called) and no Produce call is made after the running ones: a
+//     producer goroutine that was waiting for room or credits gives them back rather than
+//     call Produce (only a call already on its way as draining starts may begin with its
+//     context cancelled, and returns at once with the context's error);
 //  2. the processor pools finish their queues, each closing the next one's when done;
 //  3. the batchers flush their partial batches;
 //  4. the batch processors handle them, and every message is acknowledged.

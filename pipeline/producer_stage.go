@@ -40,6 +40,15 @@ func (r *run[T]) producerLoop() {
 			r.room.release(want - got)
 			want = got
 		}
+		if r.pctx.Err() != nil {
+			// Draining started while this goroutine waited: the waits above may return
+			// with what they were given rather than with the context's error, and no
+			// Produce call starts once draining has.
+			r.credits.release(want)
+			r.room.release(want)
+			r.p.limiter.giveBack(want)
+			return
+		}
 		buf := r.chunks.get()[:want]
 		t0 := r.now()
 		n, err := callProduce(r.pctx, r.o.Producer, buf)
