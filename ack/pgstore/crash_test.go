@@ -28,7 +28,7 @@ import (
 // positions (stream, position; insert-if-absent) and the PostgreSQL checkpoint store. The
 // stream's 60,000 events come back in one response (the in-process server without a chunk
 // cap), so that the committed position can only advance inside that response. The parent
-// SIGKILLs the child every 1.5 to 3 s, at least 30 times, and checks after each kill that the
+// SIGKILLs the child every 1 to 2 s, at least 30 times, and checks after each kill that the
 // saved checkpoint advanced and is never ahead of the rows; a last run goes to the end. Every
 // event must then be in the table exactly once, at its own position.
 
@@ -155,7 +155,7 @@ func TestCrashKill(t *testing.T) {
 		select {
 		case err := <-exited:
 			t.Fatalf("the child finished before it was killed (%v): make the stream longer", err)
-		case <-time.After(time.Duration(1500+rand.IntN(1500)) * time.Millisecond):
+		case <-time.After(time.Duration(1000+rand.IntN(1000)) * time.Millisecond):
 		}
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)

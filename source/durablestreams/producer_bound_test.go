@@ -100,14 +100,17 @@ func fillFast(t *testing.T, s *dsclient.Stream, n int) {
 	appendEvents(t, s, 0, n, 10000)
 }
 
+// backpressureSize is 1M events, or 200k under -short or the race detector (one response is
+// one response whatever its length).
 func backpressureSize() int {
-	if testing.Short() {
-		return 100_000
+	if testing.Short() || raceDetector {
+		return 200_000
 	}
 	return 1_000_000
 }
 
 func TestProducerBackpressureOneResponse(t *testing.T) {
+	t.Parallel() // long: it overlaps with the package's other long tests
 	srv := dstest.ForTest(t, dstest.Options{}) // no chunk cap: one response holds the stream
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	n := backpressureSize()
@@ -116,6 +119,7 @@ func TestProducerBackpressureOneResponse(t *testing.T) {
 }
 
 func TestRefProducerBackpressureOneResponse(t *testing.T) {
+	t.Parallel() // long: it overlaps with the package's other long tests
 	srv := ref(t)
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	n := backpressureSize()

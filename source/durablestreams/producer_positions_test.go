@@ -150,16 +150,19 @@ func checkPositions(t *testing.T, streamURL func(string) string) {
 }
 
 func TestProducerPositionsStable(t *testing.T) {
+	t.Parallel() // long: it overlaps with the package's other long tests
 	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 4 << 10, LongPollTimeout: 200 * time.Millisecond})
 	checkPositions(t, srv.StreamURL)
 }
 
 func TestProducerPositionsStableWholeResponses(t *testing.T) {
+	t.Parallel() // long: it overlaps with the package's other long tests
 	srv := dstest.ForTest(t, dstest.Options{LongPollTimeout: 200 * time.Millisecond}) // no chunk cap
 	checkPositions(t, srv.StreamURL)
 }
 
 func TestRefProducerPositionsStable(t *testing.T) {
+	t.Parallel() // long: it overlaps with the package's other long tests
 	checkPositions(t, ref(t).StreamURL)
 }
 
@@ -214,6 +217,7 @@ func stopInsideSize() int {
 }
 
 func TestProducerStopInsideOneResponse(t *testing.T) {
+	t.Parallel() // long: it overlaps with the package's other long tests
 	srv := dstest.ForTest(t, dstest.Options{}) // no chunk cap: one response holds the stream
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	n := stopInsideSize()
@@ -222,6 +226,7 @@ func TestProducerStopInsideOneResponse(t *testing.T) {
 }
 
 func TestRefProducerStopInsideOneResponse(t *testing.T) {
+	t.Parallel() // long: it overlaps with the package's other long tests
 	srv := ref(t)
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	n := stopInsideSize()

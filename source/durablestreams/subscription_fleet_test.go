@@ -73,10 +73,12 @@ func fleet(t *testing.T, root string, lease time.Duration) {
 }
 
 func TestSubscriptionFleet(t *testing.T) {
+	t.Parallel() // long: it overlaps with the package's other long tests
 	srv := dstest.ForTest(t, dstest.Options{LongPollTimeout: time.Second})
 	fleet(t, srv.StreamURL(""), 2*time.Second)
 }
 
 func TestRefSubscriptionFleet(t *testing.T) {
+	t.Parallel() // long: it overlaps with the package's other long tests
 	fleet(t, ref(t).StreamURL(""), 2*time.Second)
 }
