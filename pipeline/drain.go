@@ -23,7 +23,13 @@ import (
 // has ended. Finally the producer's Close, if any, is called.
 func (r *run[T]) drain(ctx context.Context) error {
 	start := time.Now()
-	r.pcancel(ErrDraining)
+	if ctx.Err() != nil {
+		// Run's context ended: the producer's context ends with its cause, whichever of
+		// the two cancellations reaches it first.
+		r.pcancel(context.Cause(ctx))
+	} else {
+		r.pcancel(ErrDraining)
+	}
 	if d, ok := r.o.Producer.(DrainNotifier); ok {
 		d.PrepareForDraining()
 	}
