@@ -105,6 +105,9 @@ func TestCrashKill(t *testing.T) {
 	if os.Getenv(crashChildEnv) == "1" {
 		t.Skip("child")
 	}
+	if testing.Short() {
+		t.Skip("-short: thirty kill cycles take about a minute (go test without -short runs them)")
+	}
 	pool := testPool(t)
 	ctx := context.Background()
 	table := fmt.Sprintf("sluice_crash_%d", rand.Uint32())

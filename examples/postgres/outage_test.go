@@ -111,6 +111,9 @@ func (p *pgProxy) setDown(down bool) {
 // ahead of the rows, and afterwards every row is there once; the bad event is dead-lettered
 // and committed past.
 func TestPostgresOutageLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the outage lasts 10 s (go test without -short runs it)")
+	}
 	dsn := testDSN(t)
 	target, err := url.Parse(dsn)
 	if err != nil {

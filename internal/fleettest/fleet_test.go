@@ -46,6 +46,9 @@ const (
 // three worker processes on three others, PostgreSQL shared through a forwarder; one worker
 // killed, one stopped past its lease, one restarted; every event ends up in the table once.
 func TestFleetNetns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the multi-host run takes half a minute (go test without -short runs it)")
+	}
 	requireNetns(t)
 	pool := pgPool(t)
 	t.Run("dstest", func(t *testing.T) {
