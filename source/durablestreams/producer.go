@@ -203,6 +203,10 @@ type Producer[T any] struct {
 
 	deferred  atomic.Bool // the pipeline decodes JSON items on its processors (DecodeMessages)
 	fillBytes int         // the size of the last fill's arena
+
+	warmed   sync.WaitGroup  // warm's goroutine, waited for by Close
+	ahead    *dsclient.Chunk // the first response, read ahead by warm
+	aheadErr error
 }
 
 var (
@@ -327,7 +331,7 @@ func (p *Producer[T]) Produce(ctx context.Context, msgs []pipeline.Message[T]) (
 	}
 	for {
 		if p.cur == nil && len(p.pieces) == 0 {
-			c, err := p.reader.Next()
+			c, err := p.next()
 			if err != nil {
 				if err := p.readFailed(ctx, err); err != nil {
 					return 0, err
@@ -352,6 +356,37 @@ func (p *Producer[T]) Produce(ctx context.Context, msgs []pipeline.Message[T]) (
 			}
 		}
 	}
+}
+
+// next returns the next response: the one warm read ahead, if any, else the reader's next.
+// Called with p.mu held.
+func (p *Producer[T]) next() (*dsclient.Chunk, error) {
+	if p.ahead != nil || p.aheadErr != nil {
+		c, err := p.ahead, p.aheadErr
+		p.ahead, p.aheadErr = nil, nil
+		return c, err
+	}
+	return p.reader.Next()
+}
+
+// warm starts the producer (loads its checkpoint) and sends its first request in the
+// background, so that the first Produce finds the response there: for a caller that opens
+// many producers ahead of reading them, such as the subscription worker. It does not block;
+// Close waits for what it started.
+func (p *Producer[T]) warm() {
+	p.warmed.Add(1)
+	go func() {
+		defer p.warmed.Done()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.closed || p.started {
+			return
+		}
+		if err := p.startup(p.readCtx); err != nil {
+			return // the first Produce starts it again, and meets the error itself
+		}
+		p.ahead, p.aheadErr = p.reader.Next()
+	}()
 }
 
 // readFailed decides what a read error means: nil to read again (after a backoff, or after
@@ -652,6 +687,7 @@ func (p *Producer[T]) endChunk(info dsclient.ChunkInfo) {
 // return nil.
 func (p *Producer[T]) Close(ctx context.Context) error {
 	p.readCancel()
+	p.warmed.Wait()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {

@@ -104,6 +104,7 @@ func (p *SubscriptionProducer[T]) promoteLocked() error {
 			return err
 		}
 		sr.prod, sr.state = prod, streamOpen
+		prod.warm() // its first request goes out now, not when its turn comes
 		p.ring = append(p.ring, sr)
 	}
 	if len(p.queue) == 0 {
