@@ -110,7 +110,7 @@ func backpressureSize() int {
 }
 
 func TestProducerBackpressureOneResponse(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	t.Parallel()                               // long: it overlaps with the package's other long tests
 	srv := dstest.ForTest(t, dstest.Options{}) // no chunk cap: one response holds the stream
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	n := backpressureSize()

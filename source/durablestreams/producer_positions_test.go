@@ -156,7 +156,7 @@ func TestProducerPositionsStable(t *testing.T) {
 }
 
 func TestProducerPositionsStableWholeResponses(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	t.Parallel()                                                                      // long: it overlaps with the package's other long tests
 	srv := dstest.ForTest(t, dstest.Options{LongPollTimeout: 200 * time.Millisecond}) // no chunk cap
 	checkPositions(t, srv.StreamURL)
 }
@@ -217,7 +217,7 @@ func stopInsideSize() int {
 }
 
 func TestProducerStopInsideOneResponse(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	t.Parallel()                               // long: it overlaps with the package's other long tests
 	srv := dstest.ForTest(t, dstest.Options{}) // no chunk cap: one response holds the stream
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	n := stopInsideSize()
