@@ -162,7 +162,8 @@ func TestSSESilence(t *testing.T) {
 // Against the reference server: a request the server holds back (its DelayMs fault) is given
 // up after the idle timeout and sent again.
 func TestRefSilentServer(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	srv := ref(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -389,7 +389,8 @@ func TestSubscriptionClaimAckRelease(t *testing.T) {
 // generation: another worker claims it, and the old holder's acks are fenced and move no
 // cursor.
 func TestSubscriptionLeaseExpiryFences(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	onSubServers(t, func(t *testing.T, root string) {
 		ctx := ctxFor(t, 60*time.Second)
 		p := prefix()
@@ -448,7 +449,8 @@ func TestSubscriptionLeaseExpiryFences(t *testing.T) {
 
 // Heartbeats keep the lease past its TTL: other workers are refused all along.
 func TestSubscriptionHeartbeatKeepsLease(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	onSubServers(t, func(t *testing.T, root string) {
 		ctx := ctxFor(t, 60*time.Second)
 		p := prefix()

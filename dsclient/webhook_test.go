@@ -172,7 +172,8 @@ func TestWebhookVerify(t *testing.T) {
 // A key id that is not cached makes the receiver fetch the set again (the server rotated
 // its key), but made-up key ids do not make it fetch more than once per few seconds.
 func TestJWKSRefetch(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	ks := newKeyServer(t)
 	kid1, key1 := ks.newKey()
 	r, _ := ds.NewWebhookReceiver(ds.WebhookOptions{Root: ks.root()})
@@ -234,7 +235,8 @@ func TestJWKSRefetch(t *testing.T) {
 // ServeHTTP answers each outcome with its status, and {"done":true} when the handler
 // finished the wake.
 func TestWebhookReceiverServeHTTP(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	ks := newKeyServer(t)
 	kid, key := ks.newKey()
 	var mode atomic.Value

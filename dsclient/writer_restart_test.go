@@ -175,14 +175,16 @@ func twoLifetimes(t *testing.T, u func() string, between func()) {
 // Issue 11.1: two lifetimes of a writer with the same ID, in two processes, against the
 // in-process server: every item of both is in the stream exactly once.
 func TestWriterRestartDstest(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	srv := dstest.ForTest(t, dstest.Options{})
 	twoLifetimes(t, func() string { return srv.StreamURL(name(t)) }, nil)
 }
 
 // The same against the reference server, in memory.
 func TestRefWriterRestart(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	srv := ref(t)
 	twoLifetimes(t, func() string { return srv.StreamURL(name(t)) }, nil)
 }
@@ -192,7 +194,8 @@ func TestRefWriterRestart(t *testing.T) {
 // defaults test the writer, not the server, and run on the in-memory servers above only:
 // each restart of a file-backed server takes seconds.
 func TestRefWriterRestartFileBackedServerRestart(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	for _, v := range lifetimeVariants[:1] {
 		t.Run(v.name, func(t *testing.T) {
 			dir := t.TempDir()

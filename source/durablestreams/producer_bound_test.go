@@ -110,7 +110,8 @@ func backpressureSize() int {
 }
 
 func TestProducerBackpressureOneResponse(t *testing.T) {
-	t.Parallel()                               // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	srv := dstest.ForTest(t, dstest.Options{}) // no chunk cap: one response holds the stream
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	n := backpressureSize()
@@ -119,7 +120,8 @@ func TestProducerBackpressureOneResponse(t *testing.T) {
 }
 
 func TestRefProducerBackpressureOneResponse(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	srv := ref(t)
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	n := backpressureSize()

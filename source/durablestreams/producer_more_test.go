@@ -103,7 +103,8 @@ func TestProducerRestartFromCheckpoint(t *testing.T) {
 // Following the stream: appends made while the pipeline runs are picked up in long-poll and
 // SSE modes, and closing the stream drains the pipeline and ends the run with nil.
 func TestProducerLiveTailAndClose(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	for _, mode := range []dsclient.LiveMode{dsclient.LiveLongPoll, dsclient.LiveSSE, dsclient.LiveAuto} {
 		t.Run(mode.String(), func(t *testing.T) {
 			srv := dstest.ForTest(t, dstest.Options{LongPollTimeout: 100 * time.Millisecond, SSELifetime: 300 * time.Millisecond})
@@ -200,7 +201,8 @@ func TestProducerStopCancelsLiveRead(t *testing.T) {
 // Server faults — 5xx, 429, connections dropped before and in the middle of a body, SSE
 // streams cut short — are survived: every event once, in catch-up and in live modes.
 func TestProducerSurvivesServerFaults(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	faults := map[string]dstest.Fault{
 		"503":        {Method: "GET", Status: 503, Count: 3},
 		"500":        {Method: "GET", Status: 500, Count: 2},
@@ -468,7 +470,8 @@ func collect[T any](t *testing.T, opts ds.ProducerOptions[T]) []T {
 
 // 404 ends the run with a typed error; with NotFoundWait the producer waits for the stream.
 func TestProducerNotFound(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	srv := dstest.ForTest(t, dstest.Options{})
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	p, err := ds.NewProducer(ds.ProducerOptions[event]{Stream: s})

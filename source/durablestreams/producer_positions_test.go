@@ -150,19 +150,22 @@ func checkPositions(t *testing.T, streamURL func(string) string) {
 }
 
 func TestProducerPositionsStable(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	srv := dstest.ForTest(t, dstest.Options{MaxChunkBytes: 4 << 10, LongPollTimeout: 200 * time.Millisecond})
 	checkPositions(t, srv.StreamURL)
 }
 
 func TestProducerPositionsStableWholeResponses(t *testing.T) {
-	t.Parallel()                                                                      // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	srv := dstest.ForTest(t, dstest.Options{LongPollTimeout: 200 * time.Millisecond}) // no chunk cap
 	checkPositions(t, srv.StreamURL)
 }
 
 func TestRefProducerPositionsStable(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	checkPositions(t, ref(t).StreamURL)
 }
 
@@ -217,7 +220,8 @@ func stopInsideSize() int {
 }
 
 func TestProducerStopInsideOneResponse(t *testing.T) {
-	t.Parallel()                               // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	srv := dstest.ForTest(t, dstest.Options{}) // no chunk cap: one response holds the stream
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	n := stopInsideSize()
@@ -226,7 +230,8 @@ func TestProducerStopInsideOneResponse(t *testing.T) {
 }
 
 func TestRefProducerStopInsideOneResponse(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	srv := ref(t)
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
 	n := stopInsideSize()

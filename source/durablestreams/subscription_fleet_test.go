@@ -73,12 +73,14 @@ func fleet(t *testing.T, root string, lease time.Duration) {
 }
 
 func TestSubscriptionFleet(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	srv := dstest.ForTest(t, dstest.Options{LongPollTimeout: time.Second})
 	fleet(t, srv.StreamURL(""), 2*time.Second)
 }
 
 func TestRefSubscriptionFleet(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	fleet(t, ref(t).StreamURL(""), 2*time.Second)
 }

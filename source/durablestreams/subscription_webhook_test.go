@@ -83,13 +83,15 @@ func webhookMode(t *testing.T, root string) {
 }
 
 func TestSubscriptionWebhook(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	srv := dstest.ForTest(t, dstest.Options{LongPollTimeout: time.Second})
 	webhookMode(t, srv.StreamURL(""))
 }
 
 func TestRefSubscriptionWebhook(t *testing.T) {
-	t.Parallel() // long: it overlaps with the package's other long tests
+	// Long: runs beside the package's other long tests.
+	t.Parallel()
 	srv := refserver.ForTest(t, refserver.Options{Webhooks: true, LongPollTimeout: 500 * time.Millisecond})
 	webhookMode(t, srv.StreamURL(""))
 }
