@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/metrics"
 	"github.com/sluice-go/sluice/pipeline"
+	"github.com/sluice-go/sluice/sink/dssink"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
 )
 
@@ -127,15 +128,17 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		fmt.Fprintf(out, "metrics: http://%s/metrics\n", res.MetricsAddr)
 	}
 
-	results, err := dsclient.NewWriter(outS, dsclient.DefaultWriterOptions("analytics-windows"))
+	// A window is appended to the output stream with the event that closes it, through
+	// sink/dssink: a batch delivered again after a crash appends nothing twice.
+	win := newWindower(cfg.Window, func(w Window) {
+		fmt.Fprintf(out, "window %-12s [%s, %s)  count %5d  sum %10.1f  p95 %6.1f ms\n", w.Key,
+			time.UnixMilli(w.Start).Format("15:04:05.000"), time.UnixMilli(w.End).Format("15:04:05.000"), w.Count, w.Sum, w.P95)
+	})
+	sink, err := dssink.New(dssink.Options[Event]{Stream: outS, ID: "analytics-windows", Value: win.closedBy})
 	if err != nil {
 		return res, err
 	}
-	win := newWindower(cfg.Window, func(w Window) error {
-		fmt.Fprintf(out, "window %-12s [%s, %s)  count %5d  sum %10.1f  p95 %6.1f ms\n", w.Key,
-			time.UnixMilli(w.Start).Format("15:04:05.000"), time.UnixMilli(w.End).Format("15:04:05.000"), w.Count, w.Sum, w.P95)
-		return results.AppendJSON(ctx, w)
-	})
+	win.sink = sink
 	prod, err := ds.NewProducer(ds.ProducerOptions[Event]{Stream: in, Name: "analytics", Live: cfg.Live, Observer: m})
 	if err != nil {
 		return res, err
@@ -147,7 +150,7 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		Processors: []pipeline.ProcessorOptions[Event]{{
 			Name:        "key",
 			Concurrency: 2,
-			PartitionBy: func(m *pipeline.Message[Event]) uint64 { return fnv(m.Data.Type) }, // a key stays on one goroutine
+			PartitionBy: pipeline.PartitionByKey(func(m *pipeline.Message[Event]) string { return m.Data.Type }), // a key stays on one goroutine
 			Handler: pipeline.HandlerFunc[Event](func(_ context.Context, m *pipeline.Message[Event]) error {
 				if m.Data.TS <= 0 {
 					return pipeline.Permanent(fmt.Errorf("event %d has no timestamp", m.Data.ID))
@@ -176,10 +179,7 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if err := errors.Join(runErr, genErr); err != nil {
 		return res, err
 	}
-	if err := win.flush(); err != nil { // the windows still open at the end of the stream
-		return res, err
-	}
-	if err := results.Close(context.WithoutCancel(ctx)); err != nil {
+	if err := win.flush(context.WithoutCancel(ctx), outS); err != nil { // the windows still open at the end of the stream
 		return res, err
 	}
 	res.Windows, _, err = dsclient.ReadJSON[Window](context.WithoutCancel(ctx), outS, dsclient.ReadOptions{})
@@ -239,16 +239,22 @@ loop:
 }
 
 // windower is the batch handler: it folds each key's events into tumbling windows of event
-// time and emits a window once an event of that key at or after its end arrives. The batcher
-// is ordered and the processors partitioned by key, so each key's events arrive in stream
-// order; events for a window already emitted (none, with one generator) are counted as late.
+// time; an event at or after a window's end closes it, and the window is appended to the
+// output stream with that event, through the sink. The batcher is ordered and the
+// processors partitioned by key, so each key's events arrive in stream order.
+//
+// The windows live in memory: after a crash the run resumes at the committed position, and
+// the windows open at the crash are recomputed from the events after it only. What the sink
+// guarantees is that no window is appended twice when a batch is delivered again.
 type windower struct {
 	size time.Duration
-	emit func(Window) error
+	show func(Window)
+	sink *dssink.Sink[Event]
 
-	mu   sync.Mutex
-	keys map[string]*keyWindows
-	late int
+	mu     sync.Mutex
+	keys   map[string]*keyWindows
+	folded map[string]int64      // per key, the position of the last event folded in
+	closes map[int64]dssink.Many // per event position, the windows that event closed
 }
 
 type keyWindows struct {
@@ -261,22 +267,28 @@ type acc struct {
 	values []float64
 }
 
-func newWindower(size time.Duration, emit func(Window) error) *windower {
-	return &windower{size: size, emit: emit, keys: map[string]*keyWindows{}}
+func newWindower(size time.Duration, show func(Window)) *windower {
+	return &windower{size: size, show: show, keys: map[string]*keyWindows{}, folded: map[string]int64{}, closes: map[int64]dssink.Many{}}
 }
 
-func (w *windower) HandleBatch(_ context.Context, batch []pipeline.Message[Event], info pipeline.BatchInfo) error {
+// HandleBatch folds the batch's events into their windows, then appends the windows they
+// closed through the sink. A batch tried again (the output stream was unreachable) is not
+// folded twice: events at or before a key's last folded position are skipped.
+func (w *windower) HandleBatch(ctx context.Context, batch []pipeline.Message[Event], info pipeline.BatchInfo) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	kw := w.keys[info.Key]
 	if kw == nil {
 		kw = &keyWindows{open: map[int64]*acc{}}
 		w.keys[info.Key] = kw
 	}
 	size := w.size.Milliseconds()
-	var maxTS int64
 	for i := range batch {
-		e := &batch[i].Data
+		m := &batch[i]
+		if last, ok := w.folded[info.Key]; ok && m.Metadata.Position <= last {
+			continue
+		}
+		w.folded[info.Key] = m.Metadata.Position
+		e := &m.Data
 		start := e.TS - e.TS%size
 		a := kw.open[start]
 		if a == nil {
@@ -286,25 +298,56 @@ func (w *windower) HandleBatch(_ context.Context, batch []pipeline.Message[Event
 		a.count++
 		a.sum += e.Latency
 		a.values = append(a.values, e.Latency)
-		maxTS = max(maxTS, e.TS)
-	}
-	// Emit, in order, the windows that end at or before the newest event of the key.
-	return w.emitLocked(info.Key, kw, func(start int64) bool { return start+size <= maxTS })
-}
-
-// flush emits every window still open.
-func (w *windower) flush() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for key, kw := range w.keys {
-		if err := w.emitLocked(key, kw, func(int64) bool { return true }); err != nil {
-			return err
+		// The windows of the key that end at or before this event are complete.
+		if closed := w.emitLocked(info.Key, kw, func(s int64) bool { return s+size <= e.TS }); len(closed) > 0 {
+			w.closes[m.Metadata.Position] = closed
 		}
 	}
-	return nil
+	w.mu.Unlock()
+	err := w.sink.HandleBatch(ctx, batch, info)
+	w.mu.Lock()
+	for i := range batch {
+		if !batch[i].Failed() {
+			delete(w.closes, batch[i].Metadata.Position) // appended
+		}
+	}
+	w.mu.Unlock()
+	return err
 }
 
-func (w *windower) emitLocked(key string, kw *keyWindows, closed func(start int64) bool) error {
+// closedBy is the sink's Value: the windows an event closed, appended with it.
+func (w *windower) closedBy(m *pipeline.Message[Event]) (any, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ws := w.closes[m.Metadata.Position]; len(ws) > 0 {
+		return ws, nil
+	}
+	return nil, nil
+}
+
+// flush appends every window still open, at the end of the stream, through a Writer (no
+// event closes them).
+func (w *windower) flush(ctx context.Context, s *dsclient.Stream) error {
+	wr, err := dsclient.NewWriter(s, dsclient.WriterOptions{ID: "analytics-final-windows"})
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	for key, kw := range w.keys {
+		for _, win := range w.emitLocked(key, kw, func(int64) bool { return true }) {
+			if err := wr.AppendJSON(ctx, win); err != nil {
+				w.mu.Unlock()
+				wr.Close(ctx)
+				return err
+			}
+		}
+	}
+	w.mu.Unlock()
+	return wr.Close(ctx)
+}
+
+// emitLocked closes the key's windows whose start passes closed, in order, and returns them.
+func (w *windower) emitLocked(key string, kw *keyWindows, closed func(start int64) bool) dssink.Many {
 	var starts []int64
 	for s := range kw.open {
 		if closed(s) {
@@ -313,22 +356,13 @@ func (w *windower) emitLocked(key string, kw *keyWindows, closed func(start int6
 	}
 	sortInt64(starts)
 	size := w.size.Milliseconds()
+	var out dssink.Many
 	for _, s := range starts {
 		a := kw.open[s]
-		if err := w.emit(Window{Key: key, Start: s, End: s + size, Count: a.count, Sum: a.sum, P95: p95(a.values)}); err != nil {
-			return err
-		}
+		win := Window{Key: key, Start: s, End: s + size, Count: a.count, Sum: a.sum, P95: p95(a.values)}
+		w.show(win)
+		out = append(out, win)
 		delete(kw.open, s)
 	}
-	return nil
-}
-
-// fnv returns the FNV-1a hash of s.
-func fnv(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return h
+	return out
 }
