@@ -158,7 +158,7 @@ func (e *decodeError) Error() string { return e.err.Error() }
 //
 // Typed reads ([JSONItems], [Chunk.DecodeItem], [ReadJSON]) use [ReadOptions.JSON], and the
 // pipeline producers of package source/durablestreams their options' JSON, so that a faster
-// decoder can replace encoding/json; package dsclient/goccyjson adapts one. The default is
+// decoder can replace encoding/json; package dsclient/segmentiojson adapts one. The default is
 // [StdJSON]. Items are delimited and bounded (MaxBytes) before they are decoded, whatever the
 // decoder.
 type JSONDecoder interface {

@@ -113,7 +113,7 @@
 // Typed reads ([JSONItems], [ReadJSON], [Chunk.DecodeItem]) delimit each item with the
 // bounded scan of [Chunk.NextItem] and then decode it with [ReadOptions.JSON], a
 // [JSONDecoder]: [StdJSON] (encoding/json) by default, or a faster decoder with the same
-// semantics, such as the one package dsclient/goccyjson adapts.
+// semantics, such as the one package dsclient/segmentiojson adapts.
 //
 // # Subscriptions
 //

@@ -124,7 +124,7 @@ type ProducerOptions[T any] struct {
 	Decode func(data []byte, dst *T) error
 	// JSON decodes the items of a JSON stream when Decode is nil: dsclient.StdJSON
 	// (encoding/json) or a faster decoder with the same semantics, such as
-	// dsclient/goccyjson.Decoder. Default: dsclient.StdJSON.
+	// dsclient/segmentiojson.Decoder. Default: dsclient.StdJSON.
 	JSON dsclient.JSONDecoder
 	// Split cuts the bytes of a byte or text stream's chunk into messages, as a
 	// bufio.Scanner would (bufio.ScanLines gives one message per line). Not used for JSON

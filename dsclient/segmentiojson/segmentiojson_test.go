@@ -1,4 +1,4 @@
-package goccyjson_test
+package segmentiojson_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/dsclient/dstest"
-	"github.com/sluice-go/sluice/dsclient/goccyjson"
+	"github.com/sluice-go/sluice/dsclient/segmentiojson"
 	"github.com/sluice-go/sluice/pipeline"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
 )
@@ -57,7 +57,7 @@ func TestSameValuesAsStd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fast, _, err := dsclient.ReadJSON[order](ctx, s, dsclient.ReadOptions{JSON: goccyjson.Decoder})
+	fast, _, err := dsclient.ReadJSON[order](ctx, s, dsclient.ReadOptions{JSON: segmentiojson.Decoder})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestSameValuesAsStd(t *testing.T) {
 	}
 	for i := range want {
 		if fast[i].ID != std[i].ID || fast[i].User != std[i].User || fast[i].Amount != std[i].Amount || len(fast[i].Tags) != len(std[i].Tags) {
-			t.Fatalf("order %d: goccy %+v, encoding/json %+v", i, fast[i], std[i])
+			t.Fatalf("order %d: segmentio %+v, encoding/json %+v", i, fast[i], std[i])
 		}
 	}
 }
@@ -79,7 +79,7 @@ func TestFailuresAndBounds(t *testing.T) {
 	s := serve(t, `[{"id":1},{"id":"two"},{"id":3,"amount":1.5e},{"id":4}]`)
 	var ids []int64
 	var failures []error
-	for it, err := range dsclient.JSONItems[order](ctx, s, dsclient.ReadOptions{JSON: goccyjson.Decoder}) {
+	for it, err := range dsclient.JSONItems[order](ctx, s, dsclient.ReadOptions{JSON: segmentiojson.Decoder}) {
 		if err != nil {
 			if !errors.Is(err, dsclient.ErrDecode) {
 				t.Fatalf("item error %v, want ErrDecode", err)
@@ -94,7 +94,7 @@ func TestFailuresAndBounds(t *testing.T) {
 	}
 
 	big := serve(t, `[{"id":1,"user":"`+strings.Repeat("x", 4096)+`"}]`)
-	for _, err := range dsclient.JSONItems[order](ctx, big, dsclient.ReadOptions{JSON: goccyjson.Decoder, MaxBytes: 1024}) {
+	for _, err := range dsclient.JSONItems[order](ctx, big, dsclient.ReadOptions{JSON: segmentiojson.Decoder, MaxBytes: 1024}) {
 		if !errors.Is(err, dsclient.ErrTooLarge) {
 			t.Fatalf("an item of 4 KiB under MaxBytes 1 KiB: %v, want ErrTooLarge", err)
 		}
@@ -107,7 +107,7 @@ func TestFailuresAndBounds(t *testing.T) {
 // one that does not decode is a failed message carrying a *DecodeError (bad data).
 func TestProducerWithDecoder(t *testing.T) {
 	s := serve(t, `[{"id":1,"amount":2.5},{"id":"bad"},{"id":3,"amount":0.5}]`)
-	p, err := ds.NewProducer(ds.ProducerOptions[order]{Stream: s, JSON: goccyjson.Decoder})
+	p, err := ds.NewProducer(ds.ProducerOptions[order]{Stream: s, JSON: segmentiojson.Decoder})
 	if err != nil {
 		t.Fatal(err)
 	}
