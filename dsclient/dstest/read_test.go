@@ -224,7 +224,9 @@ func TestLongPoll(t *testing.T) {
 }
 
 func TestLongPollTimeoutAndCursor(t *testing.T) {
-	srv := newTestServer(t, Options{LongPollTimeout: 50 * time.Millisecond})
+	// Cursors count wall-clock intervals: with day-long ones the test's requests all fall in
+	// one interval (with the default 20 s, a run that crossed a boundary saw two).
+	srv := newTestServer(t, Options{LongPollTimeout: 50 * time.Millisecond, CursorInterval: 24 * time.Hour})
 	u := srv.StreamURL("lp-timeout")
 	expect(t, 201, "PUT", u, "", "Content-Type", "text/plain")
 	resp, _ := expect(t, 204, "GET", u+"?offset=now&live=long-poll", "")
