@@ -5,9 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,32 +14,11 @@ import (
 	"github.com/sluice-go/sluice/internal/refserver"
 )
 
-// The subscription tests run against a reference server of their own, started with webhooks
-// on (the package's shared one has them off), and shared by these tests. It stops when the
-// test binary exits and closes its stdin.
-var (
-	subRefOnce sync.Once
-	subRefSrv  *refserver.Server
-	subRefErr  error
-)
-
+// subRef returns the reference server the subscription tests share, started with webhooks on
+// (the package's other tests share one with them off).
 func subRef(t testing.TB) *refserver.Server {
 	t.Helper()
-	if !refserver.Available() {
-		if os.Getenv(refserver.RequireEnv) == "1" {
-			t.Fatalf("node and npm are required (%s=1)", refserver.RequireEnv)
-		}
-		t.Skipf("node/npm not installed; set %s=1 to make this a failure", refserver.RequireEnv)
-	}
-	subRefOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		subRefSrv, subRefErr = refserver.Start(ctx, refserver.Options{LongPollTimeout: 500 * time.Millisecond, Webhooks: true})
-	})
-	if subRefErr != nil {
-		t.Fatalf("reference server: %v", subRefErr)
-	}
-	return subRefSrv
+	return refserver.Shared(t, refserver.Options{LongPollTimeout: 500 * time.Millisecond, Webhooks: true})
 }
 
 // onSubServers runs f against the in-process server and the reference server; root is the

@@ -285,3 +285,61 @@ func ForTest(t testing.TB, opts Options) *Server {
 	t.Cleanup(func() { s.Stop() })
 	return s
 }
+
+// shared holds the servers that the tests of one package share, by options: starting Node per
+// test would dominate a package's run time.
+var shared struct {
+	mu      sync.Mutex
+	servers map[Options]*sharedServer
+}
+
+type sharedServer struct {
+	once sync.Once
+	srv  *Server
+	err  error
+}
+
+// Shared returns the server with opts that the tests of this process share, starting it on
+// first use; each test uses its own stream names. It skips t when Node is absent, unless
+// SLUICE_REQUIRE_REFSERVER=1, when it fails t. Call [StopShared] from TestMain after the tests
+// ran. Safe for concurrent use.
+func Shared(t testing.TB, opts Options) *Server {
+	t.Helper()
+	if !Available() {
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatalf("refserver: node and npm are required (%s=1)", RequireEnv)
+		}
+		t.Skipf("refserver: node/npm not installed; set %s=1 to make this a failure", RequireEnv)
+	}
+	shared.mu.Lock()
+	if shared.servers == nil {
+		shared.servers = map[Options]*sharedServer{}
+	}
+	s := shared.servers[opts]
+	if s == nil {
+		s = &sharedServer{}
+		shared.servers[opts] = s
+	}
+	shared.mu.Unlock()
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		s.srv, s.err = Start(ctx, opts)
+	})
+	if s.err != nil {
+		t.Fatalf("refserver: %v", s.err)
+	}
+	return s.srv
+}
+
+// StopShared stops every server [Shared] started. TestMain calls it after m.Run.
+func StopShared() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	for _, s := range shared.servers {
+		if s.srv != nil {
+			s.srv.Stop()
+		}
+	}
+	shared.servers = nil
+}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -113,18 +112,10 @@ func name(t testing.TB) string {
 	return t.Name() + "-" + hex.EncodeToString(b[:])
 }
 
-var (
-	refOnce sync.Once
-	refSrv  *refserver.Server
-	refErr  error
-)
-
 // TestMain stops the shared reference server.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if refSrv != nil {
-		refSrv.Stop()
-	}
+	refserver.StopShared()
 	os.Exit(code)
 }
 
@@ -132,19 +123,5 @@ func TestMain(m *testing.M) {
 // not required.
 func ref(t testing.TB) *refserver.Server {
 	t.Helper()
-	if !refserver.Available() {
-		if os.Getenv(refserver.RequireEnv) == "1" {
-			t.Fatalf("node and npm are required (%s=1)", refserver.RequireEnv)
-		}
-		t.Skipf("node/npm not installed; set %s=1 to make this a failure", refserver.RequireEnv)
-	}
-	refOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		refSrv, refErr = refserver.Start(ctx, refserver.Options{LongPollTimeout: 500 * time.Millisecond})
-	})
-	if refErr != nil {
-		t.Fatalf("reference server: %v", refErr)
-	}
-	return refSrv
+	return refserver.Shared(t, refserver.Options{LongPollTimeout: 500 * time.Millisecond})
 }

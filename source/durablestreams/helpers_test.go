@@ -1,11 +1,9 @@
 package durablestreams_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,19 +11,9 @@ import (
 	"github.com/sluice-go/sluice/internal/refserver"
 )
 
-// The reference server is shared by the tests of this package: starting Node per test would
-// dominate the run time. Each test uses its own stream names.
-var (
-	refOnce sync.Once
-	refSrv  *refserver.Server
-	refErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if refSrv != nil {
-		refSrv.Stop()
-	}
+	refserver.StopShared()
 	os.Exit(code)
 }
 
@@ -33,21 +21,7 @@ func TestMain(m *testing.M) {
 // Node is unavailable and not required.
 func ref(t testing.TB) *refserver.Server {
 	t.Helper()
-	if !refserver.Available() {
-		if os.Getenv(refserver.RequireEnv) == "1" {
-			t.Fatalf("node and npm are required (%s=1)", refserver.RequireEnv)
-		}
-		t.Skipf("node/npm not installed; set %s=1 to make this a failure", refserver.RequireEnv)
-	}
-	refOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		refSrv, refErr = refserver.Start(ctx, refserver.Options{LongPollTimeout: 500 * time.Millisecond})
-	})
-	if refErr != nil {
-		t.Fatalf("reference server: %v", refErr)
-	}
-	return refSrv
+	return refserver.Shared(t, refserver.Options{LongPollTimeout: 500 * time.Millisecond})
 }
 
 // name returns a unique stream name.
