@@ -33,9 +33,10 @@ import (
 
 // crashCfg configures a crash child.
 type crashCfg struct {
-	N       int    `json:"n"`
-	Dir     string `json:"dir"`     // the checkpoint store's directory
-	Decoder string `json:"decoder"` // a decoders name
+	N        int           `json:"n"`
+	Dir      string        `json:"dir"`      // the checkpoint store's directory
+	Decoder  string        `json:"decoder"`  // a decoders name
+	Interval time.Duration `json:"interval"` // the producer's CheckpointInterval; 0: its default, 1s
 }
 
 // crashKey is the checkpoint key of the crash runs.
@@ -128,6 +129,7 @@ func runCrashChild(ctx context.Context, streamURL string, cfg crashCfg, out io.W
 	o.Name = "bench-crash"
 	o.Checkpoints = store
 	o.CheckpointKey = crashKey
+	o.CheckpointInterval = cfg.Interval
 	p, err := ds.NewProducer(o)
 	if err != nil {
 		return err
@@ -149,7 +151,7 @@ func runCrashChild(ctx context.Context, streamURL string, cfg crashCfg, out io.W
 				mu.Lock()
 				defer mu.Unlock()
 				info.Do(func() {
-					b, _ := json.Marshal(crashInfo{MaxInFlight: pl.MaxInFlight(), Interval: "1s"})
+					b, _ := json.Marshal(crashInfo{MaxInFlight: pl.MaxInFlight(), Interval: crashInterval(cfg.Interval).String()})
 					writeFrame(out, frameInfo, b)
 				})
 				return writeFrame(out, frameBatch, encodeIDs(ids))
@@ -245,13 +247,21 @@ func (cr *childReader) read(r io.Reader, onBatch func()) error {
 }
 
 // runCrash runs one round: a child killed at half the stream, then a child to the end.
-func runCrash(ctx context.Context, streamURL string, n int, decoder string) crashRun {
+// crashInterval is the checkpoint interval a crash child runs with.
+func crashInterval(d time.Duration) time.Duration {
+	if d <= 0 {
+		return time.Second
+	}
+	return d
+}
+
+func runCrash(ctx context.Context, streamURL string, n int, decoder string, interval time.Duration) crashRun {
 	dir, err := os.MkdirTemp("", "sluice-bench-crash-")
 	if err != nil {
 		return crashRun{err: err}
 	}
 	defer os.RemoveAll(dir)
-	cfg, _ := json.Marshal(crashCfg{N: n, Dir: dir, Decoder: decoder})
+	cfg, _ := json.Marshal(crashCfg{N: n, Dir: dir, Decoder: decoder, Interval: interval})
 	counts := make([]uint8, n)
 	var res crashRun
 
@@ -311,7 +321,7 @@ func runCrash(ctx context.Context, streamURL string, n int, decoder string) cras
 	}
 	res.err = err
 	res.redelivered = res.first + res.second - int64(n)
-	res.bound = float64(res.maxInFlight) + res.rate*time.Second.Seconds()
+	res.bound = float64(res.maxInFlight) + res.rate*crashInterval(interval).Seconds()
 	return res
 }
 
@@ -373,8 +383,9 @@ func runChild(ctx context.Context, streamURL, cfg string, consume func(cmd *exec
 }
 
 // crashPart prints the crash-recovery table: one row per server and round.
-func crashPart(ctx context.Context, srvs []*dsload.Server, streams *filled, n, rounds int, decoder, pngBase, machine string) {
-	fmt.Printf("\n== crash recovery: SIGKILL at half of a %d-event catch-up served as one response, then a run from the checkpoint to the end (ack.FileStore, CheckpointInterval 1s, decoder %s), %d round(s)\n", n, decoder, rounds)
+func crashPart(ctx context.Context, srvs []*dsload.Server, streams *filled, n, rounds int, decoder string, interval time.Duration, pngBase, machine string) {
+	iv := crashInterval(interval)
+	fmt.Printf("\n== crash recovery: SIGKILL at half of a %d-event catch-up served as one response, then a run from the checkpoint to the end (ack.FileStore, CheckpointInterval %v, decoder %s), %d round(s)\n", n, iv, decoder, rounds)
 	tw := newTable()
 	fmt.Fprintln(tw, "server\tround\thandled at kill\tcheckpoint at kill\tfirst run\tsecond run\tredelivered\tbound\tmsg/s before kill\tnothing missing\t")
 	var notes, targets []string
@@ -382,7 +393,7 @@ func crashPart(ctx context.Context, srvs []*dsload.Server, streams *filled, n, r
 	for _, srv := range srvs {
 		u := streams.get(ctx, srv, n)
 		for r := range rounds {
-			res := runCrash(ctx, u, n, decoder)
+			res := runCrash(ctx, u, n, decoder, interval)
 			check := "ok"
 			if res.err != nil {
 				check = "INVALID"
@@ -390,8 +401,8 @@ func crashPart(ctx context.Context, srvs []*dsload.Server, streams *filled, n, r
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.0f\t%s\t\n", srv.Name, r+1, res.atKill, res.checkpoint.Seq, res.first, res.second, res.redelivered, res.bound, res.rate, check)
 			ok := res.err == nil && float64(res.redelivered) <= res.bound
-			targets = append(targets, fmt.Sprintf("target (%s, round %d): redelivered %d <= MaxInFlight %d + 1s x %.0f msg/s = %.0f: %s",
-				srv.Name, r+1, res.redelivered, res.maxInFlight, res.rate, res.bound, passFail(ok)))
+			targets = append(targets, fmt.Sprintf("target (%s, round %d): redelivered %d <= MaxInFlight %d + %v x %.0f msg/s = %.0f: %s",
+				srv.Name, r+1, res.redelivered, res.maxInFlight, iv, res.rate, res.bound, passFail(ok)))
 			rows = append(rows,
 				chart.Row{Label: fmt.Sprintf("%s #%d redelivered", srv.Name, r+1), Value: float64(res.redelivered), Highlight: true},
 				chart.Row{Label: fmt.Sprintf("%s #%d bound", srv.Name, r+1), Value: res.bound})

@@ -30,7 +30,7 @@ func TestCrashRound(t *testing.T) {
 	srv := dstest.ForTest(t, dstest.Options{})
 	const n = 40000
 	u := fillTest(t, srv, n, 10000)
-	res := runCrash(context.Background(), u, n, "std")
+	res := runCrash(context.Background(), u, n, "std", 0)
 	if res.err != nil {
 		t.Fatal(res.err)
 	}

@@ -54,6 +54,7 @@ func main() {
 		decs        = flag.String("decoders", "std", "throughput: the decoders of the parallel reader and the pipeline, comma-separated (std is the producer's default decoding): "+strings.Join(decoders.Names(), ","))
 		crashN      = flag.Int("crash-n", 1_000_000, "crash: events in the stream, served as one response")
 		crashDec    = flag.String("crash-decoder", "std", "crash: the pipeline's decoder")
+		crashIv     = flag.Duration("crash-interval", 0, "crash: the producer's CheckpointInterval (0: its default, 1s)")
 		pngOut      = flag.String("png", "", "write PNG charts of the tables beside this path (results/pipeline.png gives results/pipeline-throughput-dstest.png, ...); default none")
 		rssSizes    = flag.String("rss-sizes", "1000000,5000000", "memory: stream sizes (events), comma-separated; the ratio is last / first")
 		rssLimit    = flag.Int64("rss-limit", 200_000, "memory: stop each run after the sink handled this many events")
@@ -127,7 +128,7 @@ func main() {
 		latencyPart(ctx, srvs, *appends, *rate, *rounds, *pngOut, machine)
 	}
 	if want["crash"] {
-		crashPart(ctx, srvs, streams, *crashN, *rounds, *crashDec, *pngOut, machine)
+		crashPart(ctx, srvs, streams, *crashN, *rounds, *crashDec, *crashIv, *pngOut, machine)
 	}
 }
 
