@@ -100,9 +100,10 @@ func fillFast(t *testing.T, s *dsclient.Stream, n int) {
 	appendEvents(t, s, 0, n, 10000)
 }
 
-// backpressureSize is 1M events, or 200k under -short or the race detector (one response is
-// one response whatever its length).
-func backpressureSize() int {
+// largeStreamSize is the length of the one-response streams of the backpressure and
+// stop-inside tests: 1M events, or 200k under -short or the race detector (which slows a run
+// about tenfold; one response is one response whatever its length).
+func largeStreamSize() int {
 	if testing.Short() || raceDetector {
 		return 200_000
 	}
@@ -114,7 +115,7 @@ func TestProducerBackpressureOneResponse(t *testing.T) {
 	t.Parallel()
 	srv := dstest.ForTest(t, dstest.Options{}) // no chunk cap: one response holds the stream
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
-	n := backpressureSize()
+	n := largeStreamSize()
 	fillFast(t, s, n)
 	checkBackpressure(t, s, n)
 }
@@ -124,7 +125,7 @@ func TestRefProducerBackpressureOneResponse(t *testing.T) {
 	t.Parallel()
 	srv := ref(t)
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
-	n := backpressureSize()
+	n := largeStreamSize()
 	fillFast(t, s, n)
 	checkBackpressure(t, s, n)
 }

@@ -210,21 +210,13 @@ func stopInsideOneResponse(t *testing.T, s *dsclient.Stream, n int) {
 	}
 }
 
-// stopInsideSize is 1M events, or 200k under -short or the race detector (which slows a run
-// about tenfold; one response is one response whatever its length).
-func stopInsideSize() int {
-	if testing.Short() || raceDetector {
-		return 200_000
-	}
-	return 1_000_000
-}
 
 func TestProducerStopInsideOneResponse(t *testing.T) {
 	// Long: runs beside the package's other long tests.
 	t.Parallel()
 	srv := dstest.ForTest(t, dstest.Options{}) // no chunk cap: one response holds the stream
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
-	n := stopInsideSize()
+	n := largeStreamSize()
 	fillFast(t, s, n)
 	stopInsideOneResponse(t, s, n)
 }
@@ -234,7 +226,7 @@ func TestRefProducerStopInsideOneResponse(t *testing.T) {
 	t.Parallel()
 	srv := ref(t)
 	s := dsclient.NewStream(srv.StreamURL(name(t)), fastRetry())
-	n := stopInsideSize()
+	n := largeStreamSize()
 	fillFast(t, s, n)
 	stopInsideOneResponse(t, s, n)
 }
