@@ -210,7 +210,6 @@ func stopInsideOneResponse(t *testing.T, s *dsclient.Stream, n int) {
 	}
 }
 
-
 func TestProducerStopInsideOneResponse(t *testing.T) {
 	// Long: runs beside the package's other long tests.
 	t.Parallel()
