@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/sluice-go/sluice/ack"
 	"github.com/sluice-go/sluice/dsclient"
@@ -197,21 +196,10 @@ func TestProducerMalformedBody(t *testing.T) {
 	}
 	var failed atomic.Int32
 	got := newSeen()
-	pl, err := pipeline.New(pipeline.Options[event]{
-		Producer: p,
-		Processors: []pipeline.ProcessorOptions[event]{{Concurrency: 2,
-			Handler: pipeline.HandlerFunc[event](func(ctx context.Context, m *pipeline.Message[event]) error { return nil })}},
-		Batchers: map[string]pipeline.BatcherOptions[event]{"sink": {BatchSize: 10, BatchTimeout: time.Millisecond,
-			Handler: pipeline.BatchHandlerFunc[event](func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
-				got.add(ms)
-				return nil
-			})}},
-		DefaultBatcher: "sink",
-		Failure: pipeline.FailureOptions[event]{Handler: pipeline.FailureHandlerFunc[event](func(ctx context.Context, ms []pipeline.Message[event]) error {
-			failed.Add(int32(len(ms)))
-			return nil
-		})},
-	})
+	pl, err := failurePipeline(p, got, pipeline.FailureHandlerFunc[event](func(ctx context.Context, ms []pipeline.Message[event]) error {
+		failed.Add(int32(len(ms)))
+		return nil
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

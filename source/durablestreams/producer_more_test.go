@@ -272,27 +272,16 @@ func TestProducerDecodeFailuresToDeadLetter(t *testing.T) {
 	}
 	var failedSeen atomic.Int32
 	got := newSeen()
-	pl, err := pipeline.New(pipeline.Options[event]{
-		Producer: p,
-		Processors: []pipeline.ProcessorOptions[event]{{Concurrency: 2,
-			Handler: pipeline.HandlerFunc[event](func(ctx context.Context, m *pipeline.Message[event]) error { return nil })}},
-		Batchers: map[string]pipeline.BatcherOptions[event]{"sink": {BatchSize: 10, BatchTimeout: time.Millisecond,
-			Handler: pipeline.BatchHandlerFunc[event](func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
-				got.add(ms)
-				return nil
-			})}},
-		DefaultBatcher: "sink",
-		Failure: pipeline.FailureOptions[event]{Handler: pipeline.FailureHandlerFunc[event](func(ctx context.Context, ms []pipeline.Message[event]) error {
-			for i := range ms {
-				var de *ds.DecodeError
-				if !errors.As(ms[i].Err(), &de) {
-					t.Errorf("failed message error %v is not a *DecodeError", ms[i].Err())
-				}
+	pl, err := failurePipeline(p, got, pipeline.FailureHandlerFunc[event](func(ctx context.Context, ms []pipeline.Message[event]) error {
+		for i := range ms {
+			var de *ds.DecodeError
+			if !errors.As(ms[i].Err(), &de) {
+				t.Errorf("failed message error %v is not a *DecodeError", ms[i].Err())
 			}
-			failedSeen.Add(int32(len(ms)))
-			return ds.NewDeadLetter[event](w).HandleFailed(ctx, ms)
-		})},
-	})
+		}
+		failedSeen.Add(int32(len(ms)))
+		return ds.NewDeadLetter[event](w).HandleFailed(ctx, ms)
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -606,4 +595,21 @@ func TestDeadLetterRefusesTransientFailures(t *testing.T) {
 	if err != nil || len(recs) != 1 || recs[0].Position != 7 || recs[0].Stream != "/s" || !strings.Contains(recs[0].Error, "bad value") {
 		t.Fatalf("dead letters: %+v (%v), want the bad value at position 7", recs, err)
 	}
+}
+
+// failurePipeline runs p through two processors into a batcher that records what it handles
+// in got, with failure as the failure handler.
+func failurePipeline(p pipeline.Producer[event], got *seen, failure pipeline.FailureHandler[event]) (*pipeline.Pipeline[event], error) {
+	return pipeline.New(pipeline.Options[event]{
+		Producer: p,
+		Processors: []pipeline.ProcessorOptions[event]{{Concurrency: 2,
+			Handler: pipeline.HandlerFunc[event](func(ctx context.Context, m *pipeline.Message[event]) error { return nil })}},
+		Batchers: map[string]pipeline.BatcherOptions[event]{"sink": {BatchSize: 10, BatchTimeout: time.Millisecond,
+			Handler: pipeline.BatchHandlerFunc[event](func(ctx context.Context, ms []pipeline.Message[event], _ pipeline.BatchInfo) error {
+				got.add(ms)
+				return nil
+			})}},
+		DefaultBatcher: "sink",
+		Failure:        pipeline.FailureOptions[event]{Handler: failure},
+	})
 }
