@@ -353,6 +353,9 @@ func failoverPart(ctx context.Context, client *dsclient.Client, srvs []*dsload.S
 
 // failoverRound runs one kill: it returns the longest gap over the claims the killed worker
 // held, and how many there were.
+// claimWait bounds how long a failover round waits, past its kill time, for a first claim.
+const claimWait = 30 * time.Second
+
 func failoverRound(ctx context.Context, client *dsclient.Client, srv *dsload.Server, cfg config) (time.Duration, int, error) {
 	l, err := makeLayout(ctx, client, srv, unique("fo"), 3, cfg.failoverStreams, cfg.failoverEvents, cfg.lease)
 	if err != nil {
@@ -381,15 +384,25 @@ func failoverRound(ctx context.Context, client *dsclient.Client, srv *dsload.Ser
 		c.start()
 	}
 	time.Sleep(time.Until(t0.Add(cfg.killAfter))) // the scenario's timing: the fleet works a while
-	var victim *child
-	most := 0
-	for _, c := range cs {
-		if h := len(c.held(time.Now())); h > most {
-			victim, most = c, h
+	busiest := func() *child {
+		var victim *child
+		most := 0
+		for _, c := range cs {
+			if h := len(c.held(time.Now())); h > most {
+				victim, most = c, h
+			}
 		}
+		return victim
+	}
+	// On a loaded machine (or under the race detector) the workers may not have won a claim
+	// yet: wait for the first claim line rather than fail the round.
+	victim := busiest()
+	for deadline, i := time.Now().Add(claimWait), 0; victim == nil && time.Now().Before(deadline); i++ {
+		cs[i%len(cs)].wait(50*time.Millisecond, func(c *child) bool { return len(c.heldLocked(time.Now())) > 0 })
+		victim = busiest()
 	}
 	if victim == nil {
-		return 0, 0, fmt.Errorf("no worker held a claim %v after the start", cfg.killAfter)
+		return 0, 0, fmt.Errorf("no worker held a claim %v after the start", cfg.killAfter+claimWait)
 	}
 	tKill := time.Now()
 	victim.kill()

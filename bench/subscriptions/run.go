@@ -174,6 +174,11 @@ func (c *child) snapshot() (childLine, int) {
 func (c *child) held(at time.Time) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.heldLocked(at)
+}
+
+// heldLocked is held with the child's lock held.
+func (c *child) heldLocked(at time.Time) []string {
 	last := map[string]childLine{}
 	for _, l := range c.claims {
 		if l.T < at.UnixNano() {
