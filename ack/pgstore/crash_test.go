@@ -1,6 +1,7 @@
 package pgstore_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,11 +30,16 @@ import (
 // positions (stream, position; insert-if-absent) and the PostgreSQL checkpoint store. The
 // stream's 60,000 events come back in one response (the in-process server without a chunk
 // cap), so that the committed position can only advance inside that response. The parent
-// SIGKILLs the child every 1 to 2 s, at least 30 times, and checks after each kill that the
+// SIGKILLs the child 1 to 2 s after its first batch is written, at least 30 times, and checks after each kill that the
 // saved checkpoint advanced and is never ahead of the rows; a last run goes to the end. Every
 // event must then be in the table exactly once, at its own position.
 
 const crashChildEnv = "SLUICE_CRASH_CHILD"
+
+// crashRunningLine is what a child prints once its first batch is in the table: the parent
+// times the kill from there, so that a slow start (a loaded machine, the race detector) does
+// not eat the cycle.
+const crashRunningLine = "sluice-crash: first batch written"
 
 type crashEvent struct {
 	N int    `json:"n"`
@@ -68,12 +75,15 @@ func crashChild(ctx context.Context, streamURL, dsn, table string, slow bool) er
 	if err != nil {
 		return err
 	}
+	var firstBatch sync.Once
 	insert := fmt.Sprintf(`INSERT INTO %s (stream, position, n)
 		SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[]) ON CONFLICT (stream, position) DO NOTHING`, pgx.Identifier{table}.Sanitize())
 	pl, err := pipeline.New(pipeline.Options[crashEvent]{
 		Name:     "crash",
 		Producer: p,
-		Processors: []pipeline.ProcessorOptions[crashEvent]{{Concurrency: 4,
+		// A small demand (in flight: 2 × 4 × 16 + 3 × 20 = 188 messages) keeps each Produce
+		// call's run, the unit the committed position moves by, well inside one kill cycle.
+		Processors: []pipeline.ProcessorOptions[crashEvent]{{Concurrency: 4, MaxDemand: 16,
 			Handler: pipeline.HandlerFunc[crashEvent](func(ctx context.Context, m *pipeline.Message[crashEvent]) error { return nil })}},
 		Batchers: map[string]pipeline.BatcherOptions[crashEvent]{"db": {BatchSize: 20, BatchTimeout: 5 * time.Millisecond, Concurrency: 2,
 			Handler: pipeline.BatchHandlerFunc[crashEvent](func(ctx context.Context, ms []pipeline.Message[crashEvent], _ pipeline.BatchInfo) error {
@@ -86,6 +96,7 @@ func crashChild(ctx context.Context, streamURL, dsn, table string, slow bool) er
 				if _, err := pool.Exec(ctx, insert, streams, positions, ns); err != nil {
 					return err
 				}
+				firstBatch.Do(func() { fmt.Println(crashRunningLine) })
 				if slow {
 					// A slow sink (about 600 events a second), so that every kill lands
 					// mid-run and the backlog outlives thirty of them.
@@ -149,12 +160,35 @@ func TestCrashKill(t *testing.T) {
 	last := int64(-1)
 	for kills < 30 {
 		cmd := child(false)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		running := make(chan struct{})
 		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
+		go func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if sc.Text() == crashRunningLine {
+					close(running)
+					continue
+				}
+				fmt.Fprintln(os.Stderr, sc.Text())
+			}
+			exited <- cmd.Wait()
+		}()
+		select {
+		case err := <-exited:
+			t.Fatalf("the child finished before its first batch (%v)", err)
+		case <-time.After(time.Minute):
+			cmd.Process.Kill()
+			t.Fatal("the child wrote no batch within a minute")
+		case <-running:
+		}
 		select {
 		case err := <-exited:
 			t.Fatalf("the child finished before it was killed (%v): make the stream longer", err)
@@ -163,7 +197,7 @@ func TestCrashKill(t *testing.T) {
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		err := <-exited
+		err = <-exited
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 			t.Fatalf("child ended with %v, not by SIGKILL", err)
