@@ -286,7 +286,7 @@ func AppendJSONBatch[T any](ctx context.Context, s *Stream, items []T, opts Appe
 	return s.Append(ctx, body, opts)
 }
 
-// Close closes the stream (POST with Stream-Closed and no body): it accepts no more appends,
+// CloseStream closes the stream (POST with Stream-Closed and no body): it accepts no more appends,
 // and readers reach end of input after its last data. Closing a closed stream succeeds. To
 // append a final message atomically with the close, use [Stream.Append] with
 // [AppendOptions.Close]. The result's NextOffset is the stream's final offset.
