@@ -27,4 +27,13 @@ for _ in $(seq 100); do
 done
 [ -s "$tmp/url" ] || { echo "dstest-server did not start" >&2; exit 1; }
 
-DSTEST_URL=$(head -n1 "$tmp/url") DSTEST_LONG_POLL_MS=$long_poll_ms npx vitest run "$@"
+DSTEST_URL=$(head -n1 "$tmp/url") DSTEST_LONG_POLL_MS=$long_poll_ms npx vitest run "$@" | tee "$tmp/out"
+# The whole suite (no arguments narrowing it) must run every case: none skipped, none failed.
+if [ $# -eq 0 ]; then
+  summary=$(sed 's/\x1b\[[0-9;]*m//g' "$tmp/out" | grep -E '^ *Tests ' | tail -n1)
+  echo "summary: $summary"
+  if ! echo "$summary" | grep -Eq '^ *Tests +[0-9]+ passed \([0-9]+\)$'; then
+    echo "the server conformance suite did not pass every case (skipped or failed ones above)" >&2
+    exit 1
+  fi
+fi
