@@ -43,6 +43,11 @@ func TestCrashRound(t *testing.T) {
 	if res.checkpoint.Seq > res.first {
 		t.Fatalf("checkpoint at %d, past the %d events the first child handled", res.checkpoint.Seq, res.first)
 	}
+	// The target: what is delivered again is at most the in-flight bound plus one checkpoint
+	// interval's worth of messages.
+	if float64(res.redelivered) > res.bound {
+		t.Fatalf("%d messages delivered again, more than the bound %.0f (in flight %d)", res.redelivered, res.bound, res.maxInFlight)
+	}
 }
 
 // The frames survive a round trip, and the reader tallies and checks what they carry.

@@ -54,6 +54,12 @@ func TestRunsExactlyOnce(t *testing.T) {
 		if res.invalid != "" || res.rate <= 0 || res.claims < 3 || res.peak < 2 {
 			t.Fatalf("%d workers: %+v", workers, res)
 		}
+		// One live read per worker for the wake stream and a bounded number of stream reads,
+		// not a connection per stream.
+		if res.peak >= streams {
+			t.Fatalf("%d workers: a worker had %d connections open for %d streams", workers, res.peak, streams)
+		}
+		t.Logf("%d workers: at most %d connections per worker for %d streams", workers, res.peak, streams)
 	}
 }
 
