@@ -1,7 +1,6 @@
 package pgstore_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"github.com/sluice-go/sluice/ack/pgstore"
 	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/dsclient/dstest"
+	"github.com/sluice-go/sluice/internal/killtest"
 	"github.com/sluice-go/sluice/pipeline"
 	ds "github.com/sluice-go/sluice/source/durablestreams"
 )
@@ -35,11 +35,6 @@ import (
 // event must then be in the table exactly once, at its own position.
 
 const crashChildEnv = "SLUICE_CRASH_CHILD"
-
-// crashRunningLine is what a child prints once its first batch is in the table: the parent
-// times the kill from there, so that a slow start (a loaded machine, the race detector) does
-// not eat the cycle.
-const crashRunningLine = "sluice-crash: first batch written"
 
 type crashEvent struct {
 	N int    `json:"n"`
@@ -96,7 +91,7 @@ func crashChild(ctx context.Context, streamURL, dsn, table string, slow bool) er
 				if _, err := pool.Exec(ctx, insert, streams, positions, ns); err != nil {
 					return err
 				}
-				firstBatch.Do(func() { fmt.Println(crashRunningLine) })
+				firstBatch.Do(killtest.Println)
 				if slow {
 					// A slow sink (about 600 events a second), so that every kill lands
 					// mid-run and the backlog outlives thirty of them.
@@ -160,35 +155,7 @@ func TestCrashKill(t *testing.T) {
 	last := int64(-1)
 	for kills < 30 {
 		cmd := child(false)
-		cmd.Stderr = os.Stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		running := make(chan struct{})
-		exited := make(chan error, 1)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				if sc.Text() == crashRunningLine {
-					close(running)
-					continue
-				}
-				fmt.Fprintln(os.Stderr, sc.Text())
-			}
-			exited <- cmd.Wait()
-		}()
-		select {
-		case err := <-exited:
-			t.Fatalf("the child finished before its first batch (%v)", err)
-		case <-time.After(time.Minute):
-			cmd.Process.Kill()
-			t.Fatal("the child wrote no batch within a minute")
-		case <-running:
-		}
+		exited := killtest.Start(t, cmd, time.Minute)
 		select {
 		case err := <-exited:
 			t.Fatalf("the child finished before it was killed (%v): make the stream longer", err)
@@ -197,7 +164,7 @@ func TestCrashKill(t *testing.T) {
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		err = <-exited
+		err := <-exited
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 			t.Fatalf("child ended with %v, not by SIGKILL", err)

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/sluice-go/sluice/ack"
 	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/dsclient/dstest"
+	"github.com/sluice-go/sluice/internal/killtest"
 	"github.com/sluice-go/sluice/pipeline"
 	"github.com/sluice-go/sluice/sink/dssink"
 	"github.com/sluice-go/sluice/source/durablestreams"
@@ -93,6 +95,7 @@ func crashChild(ctx context.Context, spec crashSpec) error {
 		return err
 	}
 	handler := pipeline.BatchHandler[crashEvent](sink)
+	var working sync.Once
 	if !spec.Fast {
 		handler = pipeline.BatchHandlerFunc[crashEvent](func(ctx context.Context, ms []pipeline.Message[crashEvent], info pipeline.BatchInfo) error {
 			// A slow sink (about 2,000 events a second), so that every kill lands mid-run.
@@ -102,6 +105,9 @@ func crashChild(ctx context.Context, spec crashSpec) error {
 				time.Sleep(pause)
 			}
 			err := sink.HandleBatch(ctx, ms, info)
+			if err == nil {
+				working.Do(killtest.Println)
+			}
 			if !before {
 				time.Sleep(pause)
 			}
@@ -206,12 +212,7 @@ func crashKill(t *testing.T, in, out *dsclient.Stream, n, kills int) {
 	lastResults := -1
 	for kill := 1; kill <= kills; kill++ {
 		cmd := child(false)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
+		exited := killtest.Start(t, cmd, time.Minute) // the kill is timed from the first batch written
 		select {
 		case err := <-exited:
 			t.Fatalf("the child finished before kill %d (%v): make the input longer", kill, err)
