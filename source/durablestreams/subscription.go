@@ -121,8 +121,10 @@ type SubscriptionOptions[T any] struct {
 // on what: any number of workers, in any number of processes and hosts, may run a
 // SubscriptionProducer over the same subscriptions.
 //
-// For each pull-wake subscription the producer follows the wake stream with one live read,
-// and claims the subscription when a wake names it, at start, and every ClaimInterval; a
+// For each pull-wake subscription the producer follows the wake stream with one live read
+// (from the wake stream's tail as it was before the first claim, so that no wake appended
+// after that claim is missed), and claims the subscription when a wake names it, at start,
+// and every ClaimInterval; a
 // claim it wins is its lease on every linked stream with pending work. Those streams are
 // read from their committed positions, taking turns, and their messages carry
 // pipeline.Metadata as a [Producer]'s do (Stream: the stream URL's path; Position: the

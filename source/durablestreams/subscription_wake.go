@@ -171,8 +171,9 @@ func (s *subState[T]) pullWake() {
 	ctx, cancel := context.WithCancel(p.runCtx)
 	defer cancel()
 	if s.wakePath != "" {
+		from := s.wakeTail(ctx)
 		p.wg.Add(1)
-		go s.follow(ctx)
+		go s.follow(ctx, from)
 	}
 	s.poke()
 	timer := time.NewTimer(jitter(s.claimEvery))
@@ -231,15 +232,36 @@ func (s *subState[T]) claimOnce() bool {
 	return false
 }
 
-// follow reads the wake stream live, from its tail, and asks for a claim at each wake event
-// that names the subscription. Read failures are retried with backoff (the claims every
-// ClaimInterval go on meanwhile).
-func (s *subState[T]) follow(ctx context.Context) {
+// wakeTailTimeout bounds the read of the wake stream's tail before the first claim.
+const wakeTailTimeout = 5 * time.Second
+
+// wakeTail returns the wake stream's tail, read before the first claim: following from there,
+// the follower sees every wake event appended after that claim, however late its first read
+// reaches the server. When the tail cannot be read in time it returns [dsclient.Now] (a wake
+// missed then is covered by the claims every ClaimInterval).
+func (s *subState[T]) wakeTail(ctx context.Context) dsclient.Offset {
+	ctx, cancel := context.WithTimeout(ctx, min(s.claimEvery, wakeTailTimeout))
+	defer cancel()
+	info, err := s.sub.Stream(s.wakePath).Head(ctx)
+	if err != nil || info.NextOffset == "" {
+		if s.p.runCtx.Err() == nil {
+			s.p.log.Warn("durablestreams: could not read the wake stream's tail; following from now", "subscription", s.id,
+				"wake_stream", s.wakePath, "err", err)
+		}
+		return dsclient.Now
+	}
+	return info.NextOffset
+}
+
+// follow reads the wake stream live from offset from (its tail before the first claim) and
+// asks for a claim at each wake event that names the subscription. Read failures are retried
+// with backoff (the claims every ClaimInterval go on meanwhile).
+func (s *subState[T]) follow(ctx context.Context, from dsclient.Offset) {
 	p := s.p
 	defer p.wg.Done()
 	st := s.sub.Stream(s.wakePath)
 	bo := st.RetryPolicy().Backoff()
-	r := st.Reader(ctx, dsclient.ReadOptions{Offset: dsclient.Now, Live: dsclient.LiveLongPoll})
+	r := st.Reader(ctx, dsclient.ReadOptions{Offset: from, Live: dsclient.LiveLongPoll})
 	defer r.Close()
 	for {
 		c, err := r.Next()
