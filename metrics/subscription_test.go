@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,7 +71,7 @@ func TestSubscriptionWorkerMetrics(t *testing.T) {
 	if _, err := sub.Stream("wake").Create(ctx, json); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := sub.Create(ctx, dsclient.SubscriptionConfig{Pattern: "jobs/*", WakeStream: "wake", LeaseTTL: time.Second}); err != nil {
+	if _, _, err := sub.Create(ctx, dsclient.SubscriptionConfig{Pattern: "jobs/*", WakeStream: "wake", LeaseTTL: 3 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	for _, user := range []string{"jobs/a", "jobs/b"} {
@@ -81,9 +82,10 @@ func TestSubscriptionWorkerMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	hb := &heartbeatSignal{SubscriptionObserver: m, ok: make(chan struct{})}
 	src, err := ds.NewSubscriptionProducer(ds.SubscriptionOptions[int]{
 		Subscriptions: []*dsclient.Subscription{sub}, Name: "workers", Checkpoints: &ack.MemoryStore{},
-		Observer: m, ProducerObserver: m, Logger: discardLogger,
+		Observer: hb, ProducerObserver: m, Logger: discardLogger,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +96,11 @@ func TestSubscriptionWorkerMetrics(t *testing.T) {
 		Processors: []pipeline.ProcessorOptions[int]{{Handler: pipeline.HandlerFunc[int](func(ctx context.Context, _ *pipeline.Message[int]) error {
 			handled <- struct{}{}
 			if first.CompareAndSwap(false, true) {
-				time.Sleep(400 * time.Millisecond) // long enough for a heartbeat (every lease/3) to go out
+				select { // the claim stays open until a heartbeat (every lease/3) has gone out
+				case <-hb.ok:
+				case <-time.After(30 * time.Second):
+					t.Error("no heartbeat succeeded in 30s")
+				}
 			}
 			return nil
 		})}}})
@@ -131,5 +137,20 @@ func TestSubscriptionWorkerMetrics(t *testing.T) {
 		got["sluice_ds_subscription_heartbeats_total{result=ok,subscription=jobs}"] < 1 {
 		t.Errorf("claims won %v, heartbeats %v: want both", got["sluice_ds_subscription_claims_total{result=won,subscription=jobs}"],
 			got["sluice_ds_subscription_heartbeats_total{result=ok,subscription=jobs}"])
+	}
+}
+
+// heartbeatSignal passes a worker's events on to its observer and closes ok after the first
+// heartbeat that succeeded (once the observer has counted it).
+type heartbeatSignal struct {
+	ds.SubscriptionObserver
+	once sync.Once
+	ok   chan struct{}
+}
+
+func (h *heartbeatSignal) Heartbeat(e ds.HeartbeatEvent) {
+	h.SubscriptionObserver.Heartbeat(e)
+	if e.Err == nil {
+		h.once.Do(func() { close(h.ok) })
 	}
 }
