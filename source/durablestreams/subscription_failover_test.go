@@ -43,8 +43,10 @@ func takeover(t *testing.T, root string) {
 	if raceDetector {
 		n = 6000
 	}
+	// A lease long enough that A's own heartbeats, slowed by load, keep it until A hangs.
+	const lease = 3 * time.Second
 	e := newSubEnv(t, root)
-	sub := e.pullWake("a", "g", time.Second)
+	sub := e.pullWake("a", "g", lease)
 	s := e.stream("g", 0)
 	appendTo(t, s, 0, n, 2000) // one catch-up response holds them all
 	key := keyOf(s)
@@ -58,11 +60,13 @@ func takeover(t *testing.T, root string) {
 	pauseHeartbeats(t, "A", &hung, release)
 	var seenA atomic.Int64
 	hangAt := make(chan struct{})
+	var hungAt time.Time // set before hangAt is closed
 	a := startWorker(t, "A", []*dsclient.Subscription{sub}, sink, workerOptions{
 		store:    savesLog{shared, "A", &logMu, &saves},
 		inFlight: 200,
 		handle: func(ctx context.Context, ms []pipeline.Message[event]) error {
 			if seenA.Add(int64(len(ms))) >= int64(n/2) && hung.CompareAndSwap(false, true) {
+				hungAt = time.Now()
 				close(hangAt)
 			}
 			if hung.Load() {
@@ -80,7 +84,6 @@ func takeover(t *testing.T, root string) {
 	}
 	t.Cleanup(unblock) // before the workers' own cleanups, which wait for them to stop
 	<-hangAt
-	hungAt := time.Now()
 
 	var atB ack.Position
 	var wonB time.Time
@@ -102,7 +105,7 @@ func takeover(t *testing.T, root string) {
 	bmu.Lock()
 	defer bmu.Unlock()
 	t.Logf("A hung after %d events; B won the claim %v later, from %s", seenA.Load(), wonB.Sub(hungAt), atB)
-	if wonB.Sub(hungAt) < 500*time.Millisecond {
+	if wonB.Sub(hungAt) < lease/2 {
 		t.Errorf("B claimed %v after A hung, before A's lease could have passed", wonB.Sub(hungAt))
 	}
 	if atB.Skip == 0 || atB.Seq < int64(n/4) || atB.Seq >= int64(n) {
@@ -164,8 +167,10 @@ func fencing(t *testing.T, root string) {
 	if raceDetector {
 		n = 1500
 	}
+	// A lease long enough that A's heartbeats, slowed by load, keep it until they are paused.
+	const lease = 3 * time.Second
 	e := newSubEnv(t, root)
-	sub := e.pullWake("a", "g", time.Second)
+	sub := e.pullWake("a", "g", lease)
 	var all []*dsclient.Stream
 	for i := range streams {
 		st := e.stream("g", i)
@@ -213,9 +218,9 @@ func fencing(t *testing.T, root string) {
 			})
 		},
 		handle: func(ctx context.Context, ms []pipeline.Message[event]) error {
-			// A sink with latency: A alone would take about 4s, several leases, so that it
-			// is mid-way when its lease passes.
-			time.Sleep(4 * time.Second * 2 * 50 / time.Duration(streams*n))
+			// A sink with latency: A alone would take about four leases, so that it is
+			// mid-way when its lease passes.
+			time.Sleep(4 * lease * 2 * 50 / time.Duration(streams*n))
 			return nil
 		},
 	})
