@@ -38,7 +38,7 @@ func webhookMode(t *testing.T, root string) {
 	later := &laterHandler{}
 	hooks := httptest.NewServer(later) // on 127.0.0.1: servers accept plain http there
 	t.Cleanup(hooks.Close)
-	sub := e.webhook("hook", "g", hooks.URL, 2*time.Second)
+	sub := e.webhook("hook", "g", hooks.URL, 10*time.Second) // no failover here: a lease that load cannot make pass
 	sink := newKeyedSink(streams * per)
 	w := startWorker(t, "w", []*dsclient.Subscription{sub}, sink, workerOptions{
 		store:   &ack.MemoryStore{},
