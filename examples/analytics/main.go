@@ -114,19 +114,6 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 			return res, fmt.Errorf("create %s: %w", s.URL(), err)
 		}
 	}
-	if cfg.Metrics != "" {
-		ln, err := net.Listen("tcp", cfg.Metrics)
-		if err != nil {
-			return res, fmt.Errorf("-metrics: %w", err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", metrics.Handler(reg))
-		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go hs.Serve(ln)
-		defer hs.Close()
-		res.MetricsAddr = ln.Addr().String()
-		fmt.Fprintf(out, "metrics: http://%s/metrics\n", res.MetricsAddr)
-	}
 
 	// A window is appended to the output stream with the event that closes it, through
 	// sink/dssink: a batch delivered again after a crash appends nothing twice.
@@ -144,6 +131,20 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		return res, err
 	}
 	m.WatchProducer(prod)
+	// /metrics is served once everything it reports is registered.
+	if cfg.Metrics != "" {
+		ln, err := net.Listen("tcp", cfg.Metrics)
+		if err != nil {
+			return res, fmt.Errorf("-metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics.Handler(reg))
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go hs.Serve(ln)
+		defer hs.Close()
+		res.MetricsAddr = ln.Addr().String()
+		fmt.Fprintf(out, "metrics: http://%s/metrics\n", res.MetricsAddr)
+	}
 	p, err := pipeline.New(pipeline.Options[Event]{
 		Name:     "analytics",
 		Producer: prod,

@@ -79,6 +79,7 @@ func TestWindowsToOutputStream(t *testing.T) {
 // /metrics answers while the pipeline runs.
 func TestMetricsWhileRunning(t *testing.T) {
 	pr, pw := io.Pipe()
+	defer pr.Close() // after a failure: run's writes fail rather than wait
 	done := make(chan error, 1)
 	go func() {
 		_, err := run(t.Context(), Config{Duration: 2 * time.Second, Rate: 500, Window: 100 * time.Millisecond, Live: dsclient.LiveSSE, Metrics: "127.0.0.1:0"}, pw)
@@ -92,13 +93,15 @@ func TestMetricsWhileRunning(t *testing.T) {
 	if !ok {
 		t.Fatalf("first line %q does not give the metrics address", line)
 	}
-	go io.Copy(io.Discard, pr)
+	// Until the rest of the output is read, run waits to write its next line: the pipeline
+	// is set up and its metrics server cannot have closed.
 	resp, err := http.Get(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	go io.Copy(io.Discard, pr)
 	for _, want := range []string{`sluice_ds_requests_total{`, `pipeline="analytics"`, "sluice_ds_producer_at_tail"} {
 		if !strings.Contains(string(body), want) {
 			t.Fatalf("/metrics lacks %q", want)
