@@ -185,7 +185,8 @@ func TestRefSilentServer(t *testing.T) {
 	if err != nil || len(evs) != 3 {
 		t.Fatalf("read %v: %v", evs, err)
 	}
-	if d := time.Since(start); d > 8*time.Second {
+	// Under the fault's 10s: the request was not waited out (however slow the rest under load).
+	if d := time.Since(start); d > 9500*time.Millisecond {
 		t.Fatalf("took %s: the silent request was not given up", d)
 	}
 }

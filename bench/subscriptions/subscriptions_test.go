@@ -95,7 +95,7 @@ func TestFailoverRound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n < 1 || gap <= 0 || gap > 5*cfg.lease {
+	if n < 1 || gap <= 0 || gap > cfg.lease+10*time.Second { // a lease, and time for a slow takeover under load
 		t.Fatalf("%d claims taken over, gap %v", n, gap)
 	}
 	t.Logf("%d claims taken over, longest gap %v (lease %v)", n, gap, cfg.lease)
