@@ -25,10 +25,11 @@
 // ack.FileStore in a temporary directory), so that a message keeps its position whichever
 // worker delivers it.
 //
-// After -kill-after the busiest worker is killed: with -procs by SIGKILL; in one process by
-// cutting its network and its checkpoint store and losing its work in flight, which is what
-// the server and the other workers see of a crashed host. Its subscriptions are claimed by
-// the others once its lease passes; the lines printed say when.
+// After -kill-after (or later, once a worker holds a claim) the busiest worker is killed:
+// with -procs by SIGKILL; in one process by cutting its network and its checkpoint store and
+// losing its work in flight, which is what the server and the other workers see of a crashed
+// host. Its subscriptions are claimed by the others once its lease passes; the lines printed
+// say when.
 //
 // # The summary
 //

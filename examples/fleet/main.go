@@ -32,7 +32,8 @@ type Config struct {
 	Rate     int
 	// Lease is every subscription's lease.
 	Lease time.Duration
-	// KillAfter is when the busiest worker is killed, from the start; 0: never.
+	// KillAfter is when the busiest worker is killed, from the start (or later, once a
+	// worker holds a claim); 0: never.
 	KillAfter time.Duration
 	// Procs runs each worker in a process of its own.
 	Procs bool
@@ -49,7 +50,7 @@ func main() {
 	flag.DurationVar(&cfg.Duration, "duration", 8*time.Second, "how long the writer appends")
 	flag.IntVar(&cfg.Rate, "rate", 2000, "events appended per second, spread over the users")
 	flag.DurationVar(&cfg.Lease, "lease", 2*time.Second, "the subscriptions' lease (1s to 10m)")
-	flag.DurationVar(&cfg.KillAfter, "kill-after", 3*time.Second, "kill the busiest worker this long after the start (0: never)")
+	flag.DurationVar(&cfg.KillAfter, "kill-after", 3*time.Second, "kill the busiest worker this long after the start, once a worker holds a claim (0: never)")
 	flag.BoolVar(&cfg.Procs, "procs", false, "run each worker in a process of its own (killed with SIGKILL) rather than in this one")
 	flag.DurationVar(&cfg.Progress, "progress", time.Second, "how often to print a progress line (0: never)")
 	flag.Parse()
@@ -213,6 +214,8 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 		killAt = time.After(cfg.KillAfter)
 	}
 	var killedAt time.Time
+	var killDue bool            // KillAfter has passed: kill once a worker holds a claim
+	var changed <-chan struct{} // while the kill waits for a claim: the tally's next change
 	takeovers := make(chan string, cfg.Subs)
 	sum.Takeovers = map[string]time.Duration{}
 	for writing := true; writing; {
@@ -225,7 +228,17 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 		case <-progress:
 			printProgress(out, t0, appended.Load(), t)
 		case <-killAt:
-			sum.Killed = t.busiest()
+			killAt, killDue = nil, true
+		case <-changed:
+		}
+		if killDue {
+			victim, held, next := t.busiest()
+			if held == 0 {
+				changed = next // no claim held yet: look again at the next change
+				continue
+			}
+			killDue, changed = false, nil
+			sum.Killed = victim
 			killedAt = time.Now()
 			for _, w := range workers {
 				if w.name == sum.Killed {

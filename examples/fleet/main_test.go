@@ -14,7 +14,8 @@ func TestMain(m *testing.M) {
 }
 
 // small is a run that fits a test: 30 users over 3 subscriptions, 3 workers, 2s of writes
-// at 600 events/s, a lease of 1s, the busiest worker killed after 1s.
+// at 600 events/s, a lease of 1s, the busiest worker killed after 1s (once a worker holds a
+// claim).
 func small(procs bool) Config {
 	return Config{Users: 30, Subs: 3, Workers: 3, Duration: 2 * time.Second, Rate: 600, Lease: time.Second,
 		KillAfter: time.Second, Procs: procs, Progress: 500 * time.Millisecond}
@@ -38,6 +39,9 @@ func checkRun(t *testing.T, cfg Config) {
 	}
 	if s.Killed == "" {
 		t.Fatal("no worker was killed")
+	}
+	if len(s.KilledHeld) == 0 {
+		t.Errorf("%s held no claim when it was killed: no takeover was tested", s.Killed)
 	}
 	for _, sub := range s.KilledHeld {
 		if _, ok := s.Takeovers[sub]; !ok {

@@ -124,18 +124,18 @@ func (t *tally) setState(worker, state string) {
 	t.notify()
 }
 
-// busiest returns the running worker holding the most claims (the first one if none holds
-// any).
-func (t *tally) busiest() string {
+// busiest returns the running worker holding the most claims and how many it holds ("" and
+// 0 if none holds any), and a channel closed at the next change.
+func (t *tally) busiest() (string, int, <-chan struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	best, most := "", -1
+	best, most := "", 0
 	for _, n := range t.order {
 		if w := t.workers[n]; w.state == "running" && len(w.held) > most {
 			best, most = n, len(w.held)
 		}
 	}
-	return best
+	return best, most, t.changed
 }
 
 // takenOver returns the first claim of sub won after at by a worker other than worker.
