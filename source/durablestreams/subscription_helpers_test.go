@@ -303,6 +303,16 @@ func startWorker(t *testing.T, name string, subs []*dsclient.Subscription, sink 
 	return w
 }
 
+// waitClaimAttempt waits until the worker has tried to claim at least once.
+func (w *worker) waitClaimAttempt(t *testing.T) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() (bool, string) {
+		w.obs.mu.Lock()
+		defer w.obs.mu.Unlock()
+		return len(w.obs.claims) > 0, "no claim attempt yet"
+	})
+}
+
 // stop drains the worker and returns Run's error.
 func (w *worker) stop(t *testing.T) error {
 	t.Helper()

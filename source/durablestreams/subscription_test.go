@@ -261,11 +261,7 @@ func TestSubscriptionFollowsWakeStream(t *testing.T) {
 	w := startWorker(t, "w", []*dsclient.Subscription{sub}, sink, workerOptions{store: &ack.MemoryStore{}, claimInt: time.Hour})
 	// The first claim attempt (at start) finds no work; wait for it, so that what follows
 	// can only be claimed on a wake event.
-	eventually(t, 10*time.Second, func() (bool, string) {
-		w.obs.mu.Lock()
-		defer w.obs.mu.Unlock()
-		return len(w.obs.claims) > 0, "no claim attempt yet"
-	})
+	w.waitClaimAttempt(t)
 	start := time.Now()
 	appendTo(t, e.stream("g", 0), 0, 100, 10)
 	sink.waitFull(t, 5*time.Second)

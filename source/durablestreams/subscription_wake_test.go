@@ -50,11 +50,7 @@ func TestSubscriptionWakeNotMissedByALateFollower(t *testing.T) {
 	sub := dsclient.NewSubscription(e.root, e.prefix+"-a", fastRetry(), dsclient.WithHTTPClient(&http.Client{Transport: gate}))
 	sink := newKeyedSink(100)
 	w := startWorker(t, "w", []*dsclient.Subscription{sub}, sink, workerOptions{store: &ack.MemoryStore{}, claimInt: time.Hour})
-	eventually(t, 10*time.Second, func() (bool, string) {
-		w.obs.mu.Lock()
-		defer w.obs.mu.Unlock()
-		return len(w.obs.claims) > 0, "no claim attempt yet"
-	})
+	w.waitClaimAttempt(t)
 	select {
 	case <-gate.arrived:
 	case <-time.After(10 * time.Second):
