@@ -42,6 +42,9 @@ const (
 
 const scanBufSize = 64 << 10
 
+// shortString is how many bytes skipString looks at one by one before it searches.
+const shortString = 32
+
 // special marks the bytes the structural scan stops at inside an object or array.
 var special = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
 
@@ -283,6 +286,24 @@ func (s *itemScanner) value() ([]byte, error) {
 		}
 		switch c := s.buf[i]; c {
 		case '"':
+			// A short key or value: the closing quote with no backslash before it (as in
+			// skipString).
+			if e := min(i+1+shortString, s.end); i+1 < e {
+				found := false
+				for k, c := range s.buf[i+1 : e] {
+					if c == '"' {
+						i += k + 2
+						found = true
+						break
+					}
+					if c == '\\' {
+						break
+					}
+				}
+				if found {
+					continue
+				}
+			}
 			j, err := s.skipString(&start, i+1)
 			if err != nil {
 				return nil, err
@@ -310,6 +331,19 @@ func (s *itemScanner) value() ([]byte, error) {
 // skipString returns the index just after the quote closing the string whose contents start
 // at i. *start is the element start, shifted if the buffer moves.
 func (s *itemScanner) skipString(start *int, i int) (int, error) {
+	// Most strings are short and have no escape: look for the closing quote in the next
+	// bytes first. A quote with no backslash between it and the opening one closes the
+	// string, as the search below would find.
+	if e := min(i+shortString, s.end); i < e {
+		for k, c := range s.buf[i:e] {
+			if c == '"' {
+				return i + k + 1, nil
+			}
+			if c == '\\' {
+				break
+			}
+		}
+	}
 	for {
 		q := bytes.IndexByte(s.buf[i:s.end], '"')
 		if q < 0 {
