@@ -42,8 +42,8 @@ const (
 
 const scanBufSize = 64 << 10
 
-// shortString is how many bytes skipString looks at one by one before it searches.
-const shortString = 32
+// shortLen is how many bytes of a string shortString looks at.
+const shortLen = 16
 
 // special marks the bytes the structural scan stops at inside an object or array.
 var special = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
@@ -286,25 +286,14 @@ func (s *itemScanner) value() ([]byte, error) {
 		}
 		switch c := s.buf[i]; c {
 		case '"':
-			// A short key or value: the closing quote with no backslash before it (as in
-			// skipString).
-			if e := min(i+1+shortString, s.end); i+1 < e {
-				found := false
-				for k, c := range s.buf[i+1 : e] {
-					if c == '"' {
-						i += k + 2
-						found = true
-						break
-					}
-					if c == '\\' {
-						break
-					}
-				}
-				if found {
-					continue
-				}
+			// Most keys and values are short strings without escapes: find their end here,
+			// without a call.
+			q, next := s.shortString(i + 1)
+			if q >= 0 {
+				i = q + 1
+				continue
 			}
-			j, err := s.skipString(&start, i+1)
+			j, err := s.searchString(&start, next)
 			if err != nil {
 				return nil, err
 			}
@@ -331,19 +320,15 @@ func (s *itemScanner) value() ([]byte, error) {
 // skipString returns the index just after the quote closing the string whose contents start
 // at i. *start is the element start, shifted if the buffer moves.
 func (s *itemScanner) skipString(start *int, i int) (int, error) {
-	// Most strings are short and have no escape: look for the closing quote in the next
-	// bytes first. A quote with no backslash between it and the opening one closes the
-	// string, as the search below would find.
-	if e := min(i+shortString, s.end); i < e {
-		for k, c := range s.buf[i:e] {
-			if c == '"' {
-				return i + k + 1, nil
-			}
-			if c == '\\' {
-				break
-			}
-		}
+	q, next := s.shortString(i)
+	if q >= 0 {
+		return q + 1, nil
 	}
+	return s.searchString(start, next)
+}
+
+// searchString is skipString from i, where no quote lies between the string's start and i.
+func (s *itemScanner) searchString(start *int, i int) (int, error) {
 	for {
 		q := bytes.IndexByte(s.buf[i:s.end], '"')
 		if q < 0 {
@@ -367,4 +352,24 @@ func (s *itemScanner) skipString(start *int, i int) (int, error) {
 		}
 		i = q + 1
 	}
+}
+
+// shortString looks at the first bytes of the string whose contents start at i, one by one:
+// most strings are short and have no escape. It returns the index of the closing quote when
+// it finds one with no backslash before it (which closes the string), else -1 and where the
+// search for the closing quote is to go on (no quote lies before it).
+func (s *itemScanner) shortString(i int) (q, next int) {
+	e := min(i+shortLen, s.end)
+	if i >= e {
+		return -1, i
+	}
+	for k, c := range s.buf[i:e] {
+		if c == '"' {
+			return i + k, 0
+		}
+		if c == '\\' {
+			return -1, i + k
+		}
+	}
+	return -1, e
 }

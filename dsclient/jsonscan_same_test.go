@@ -69,7 +69,7 @@ func TestScannerSameLarge(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	str := func(b *bytes.Buffer) {
 		b.WriteByte('"')
-		for range rng.IntN(2 * shortString) {
+		for range rng.IntN(2 * shortLen) {
 			switch rng.IntN(12) {
 			case 0:
 				b.WriteString(`\\`)
