@@ -402,7 +402,7 @@ func failoverRound(ctx context.Context, client *dsclient.Client, srv *dsload.Ser
 		victim = busiest()
 	}
 	if victim == nil {
-		return 0, 0, fmt.Errorf("no worker held a claim %v after the start", cfg.killAfter+claimWait)
+		return 0, 0, fmt.Errorf("no worker held a claim %v after the start (was the work done before the kill? make it longer)", cfg.killAfter+claimWait)
 	}
 	tKill := time.Now()
 	victim.kill()
