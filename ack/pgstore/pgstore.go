@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sluice-go/sluice/ack"
+	"github.com/sluice-go/sluice/internal/pgerr"
 )
 
 // DB is what a Store needs of a database handle: *pgxpool.Pool, *pgx.Conn and pgx.Tx all
@@ -84,28 +85,11 @@ func New(ctx context.Context, db DB, opts Options) (*Store, error) {
 			"offset"   text COLLATE "C" NOT NULL,
 			updated_at timestamptz NOT NULL DEFAULT now()
 		)`
-		if _, err := db.Exec(ctx, create); err != nil && !lostCreateRace(err) {
+		if _, err := db.Exec(ctx, create); err != nil && !pgerr.LostCreateRace(err) {
 			return nil, fmt.Errorf("pgstore: create table %s: %w", s.table, err)
 		}
 	}
 	return s, nil
-}
-
-// lostCreateRace reports whether err is how PostgreSQL fails a CREATE TABLE IF NOT EXISTS
-// that ran at the same time as another one creating the same table, which succeeded: IF NOT
-// EXISTS is checked before the catalog rows are written, so the loser fails on one of them
-// — the table's name (42P07 duplicate_table), its row type (42710 duplicate_object), or a
-// unique index of the catalog (23505 unique_violation). The table is there either way.
-func lostCreateRace(err error) bool {
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		return false
-	}
-	switch pe.Code {
-	case "42P07", "42710", "23505":
-		return true
-	}
-	return false
 }
 
 // isNil reports whether db is nil, or a nil pool or connection in the interface.

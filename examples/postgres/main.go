@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sluice-go/sluice/ack/pgstore"
@@ -219,10 +217,9 @@ func createTable(ctx context.Context, pool *pgxpool.Pool, table string) error {
 		amount   double precision NOT NULL,
 		PRIMARY KEY (stream, position)
 	)`)
-	// Two programs creating the table at once: one loses the race on the catalog (a unique
-	// violation, or "already exists"), and the table is there.
-	var pe *pgconn.PgError
-	if err != nil && !(errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P07")) {
+	// Two programs creating the table at once: one loses the race on the catalog, and the
+	// table is there.
+	if err != nil && !pgsink.LostCreateRace(err) {
 		return fmt.Errorf("create table %s: %w", table, err)
 	}
 	return nil

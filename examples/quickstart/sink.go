@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sluice-go/sluice/pipeline"
@@ -89,8 +87,7 @@ func openPG(ctx context.Context, dsn string) (*pgTable, error) {
 	)`)
 	// Two programs creating the table at once: one loses the race on the catalog, and the
 	// table is there.
-	var pe *pgconn.PgError
-	if err != nil && !(errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P07")) {
+	if err != nil && !pgsink.LostCreateRace(err) {
 		pool.Close()
 		return nil, fmt.Errorf("-pg: create table: %w", err)
 	}

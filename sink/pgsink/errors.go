@@ -8,6 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sluice-go/sluice/internal/pgerr"
 )
 
 // RejectedError is the error of a message whose row was rejected: by the database (a
@@ -119,3 +121,11 @@ func isNil(db DB) bool {
 	}
 	return false
 }
+
+// LostCreateRace reports whether err is how PostgreSQL fails a CREATE TABLE IF NOT EXISTS
+// (or CREATE INDEX IF NOT EXISTS) that ran at the same time as another one creating the same
+// table, which succeeded: the table is there, and the error can be ignored. Programs that
+// create their table at start, several at once (a fleet of workers), need it: PostgreSQL
+// checks IF NOT EXISTS before it writes the catalog rows, so the loser fails on one of them
+// (42P07, 42710 or 23505) rather than doing nothing. It is a pure function of err.
+func LostCreateRace(err error) bool { return pgerr.LostCreateRace(err) }

@@ -280,7 +280,7 @@ func (s *Sink[T]) ensureReady(ctx context.Context, outer pgx.Tx) error {
 		})
 		// Two programs creating the table at once: one of them loses the race on the
 		// catalog, and the table is there.
-		if hasCode(err, "23505") || hasCode(err, "42P07") {
+		if LostCreateRace(err) {
 			err = nil
 		}
 	} else {
