@@ -44,6 +44,17 @@
 // backwards: "offset,skip,seq" sorts after its offset and before every later offset,
 // since ',' sorts before every character the servers use in offsets.
 //
+// # Save deadlines
+//
+// A context carrying a save deadline (ack.WithSaveDeadline) makes every statement of a
+// Save conditional on the database's statement time being before it: a save that reaches
+// PostgreSQL later — sent by a process that was paused after it decided to save — changes
+// nothing and returns an error wrapping ack.ErrSaveDeadline. The subscription worker of
+// package source/durablestreams passes its claim's lease this way, so that a worker paused
+// past its lease moves no checkpoint of the streams another worker now holds. The deadline
+// comes from the caller's clock and is compared with the database's: keep them in step
+// (NTP) to well within the margin the caller leaves (a fifth of the lease, by default).
+//
 // # Cancellation
 //
 // Every method honours its context: one that has already ended changes nothing, and one that

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -47,6 +48,8 @@ type Store struct {
 	load   string
 	insert string
 	update string
+
+	insertBefore, updateBefore string // insert and update, fenced by a save deadline
 }
 
 var _ ack.CheckpointStore = (*Store)(nil)
@@ -77,6 +80,12 @@ func New(ctx context.Context, db DB, opts Options) (*Store, error) {
 		ON CONFLICT (key) DO NOTHING`
 	// Compare and swap: the value replaces the one Save compared it with, and only that.
 	s.update = `UPDATE ` + s.table + ` SET "offset" = $2, updated_at = now() WHERE key = $1 AND "offset" = $3`
+	// The same, taking effect only before a save deadline ($5 and $4), by the database's
+	// clock: see ack.WithSaveDeadline.
+	s.insertBefore = `INSERT INTO ` + s.table + ` (key, pipeline, source, "offset")
+		SELECT $1, $2, $3, $4 WHERE statement_timestamp() < $5
+		ON CONFLICT (key) DO NOTHING`
+	s.updateBefore = s.update + ` AND statement_timestamp() < $4`
 	if !opts.NoCreate {
 		create := `CREATE TABLE IF NOT EXISTS ` + s.table + ` (
 			key        text PRIMARY KEY,
@@ -144,6 +153,10 @@ func (s *Store) read(ctx context.Context, key string) (string, bool, error) {
 // commits durably before it returns, and for more only while other saves of the same key
 // change the row in between.
 //
+// With a save deadline on ctx ([ack.WithSaveDeadline]), each statement takes effect only if
+// the database starts it before that time (by the database's clock); a save that reaches it
+// later changes nothing and returns an error wrapping [ack.ErrSaveDeadline].
+//
 // With a context that has already ended, Save returns its error and changes nothing. When
 // ctx ends while a statement runs, Save returns an error wrapping ctx's error, and whether
 // the statement still takes effect depends on the connection: see "Cancellation" in the
@@ -159,15 +172,20 @@ func (s *Store) Save(ctx context.Context, key, offset string) error {
 	if !ok {
 		pipeline, source = "", key
 	}
+	deadline, fenced := ack.SaveDeadline(ctx)
 	for {
 		var tag pgconn.CommandTag
 		saved, found, err := s.read(ctx, key)
 		switch {
 		case err != nil:
+		case !found && fenced:
+			tag, err = s.db.Exec(ctx, s.insertBefore, key, pipeline, source, offset, deadline)
 		case !found:
 			tag, err = s.db.Exec(ctx, s.insert, key, pipeline, source, offset)
 		case saved == offset || !ack.Supersedes(offset, saved):
 			return nil // there already, or behind what is there
+		case fenced:
+			tag, err = s.db.Exec(ctx, s.updateBefore, key, offset, saved, deadline)
 		default:
 			tag, err = s.db.Exec(ctx, s.update, key, offset, saved)
 		}
@@ -176,6 +194,17 @@ func (s *Store) Save(ctx context.Context, key, offset string) error {
 		}
 		if tag.RowsAffected() == 1 {
 			return nil
+		}
+		if fenced {
+			// No row changed: either another save changed the row since we read it, or the
+			// statement ran after the deadline. Read again: the row as it was means the latter.
+			again, foundAgain, err := s.read(ctx, key)
+			if err != nil {
+				return withCtxErr(ctx, fmt.Errorf("pgstore: save %q to %s: %w", key, s.table, err))
+			}
+			if again == saved && foundAgain == found {
+				return fmt.Errorf("pgstore: save %q to %s: %w (%s)", key, s.table, ack.ErrSaveDeadline, deadline.Format(time.RFC3339Nano))
+			}
 		}
 		// Another save inserted or changed the row since we read it: compare again.
 		if err := ctx.Err(); err != nil {

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sluice-go/sluice/ack"
+	"github.com/sluice-go/sluice/ack/pgstore"
 	"github.com/sluice-go/sluice/dsclient"
 	"github.com/sluice-go/sluice/dsclient/dstest"
 	"github.com/sluice-go/sluice/internal/fleettest"
@@ -27,6 +30,12 @@ type pausingStore struct {
 	blocked chan struct{} // closed when the first save blocks
 	release chan struct{}
 	ctxErr  chan error // the context's error when the blocked save goes on
+
+	// late makes the blocked save go on as a resumed process's does before its timers have
+	// run: with its context's cancellation stripped (its values, the save deadline among them,
+	// kept). saveErr then receives the inner store's answer.
+	late    bool
+	saveErr chan error
 }
 
 func (s *pausingStore) Load(ctx context.Context, key string) (string, bool, error) {
@@ -38,6 +47,11 @@ func (s *pausingStore) Save(ctx context.Context, key, value string) error {
 		close(s.blocked)
 		<-s.release
 		s.ctxErr <- ctx.Err()
+		if s.late {
+			err := s.inner.Save(context.WithoutCancel(ctx), key, value)
+			s.saveErr <- err
+			return err
+		}
 		if err := ctx.Err(); err != nil {
 			return err // a store honours its context: nothing is saved
 		}
@@ -72,6 +86,41 @@ func (p pauseAcks) RoundTrip(r *http.Request) (*http.Response, error) {
 // that was paused past its lease moves no checkpoint (the SubscriptionProducer's documented
 // guarantee). A store honours its context, so a save whose context ended changes nothing.
 func TestPausedSaveAfterLease(t *testing.T) {
+	store := &pausingStore{inner: &ack.MemoryStore{}, paused: new(atomic.Bool), blocked: make(chan struct{}), release: make(chan struct{}), ctxErr: make(chan error, 1)}
+	pausedSave(t, store)
+	if err := <-store.ctxErr; err == nil {
+		t.Errorf("a checkpoint save the worker began before its pause went to the store after its lease passed " +
+			"(another worker holds the claim), with a context that had not ended: a stale worker moves a checkpoint")
+	}
+}
+
+// TestPausedSaveLandsLate is the same pause, with the save going on as though the
+// process's context had not ended yet (a resumed process runs before its timers do), into
+// the PostgreSQL store: the store itself, by the database's clock, refuses the save, which
+// reached it after the claim's lease (ack.WithSaveDeadline), and the position saved before
+// stays.
+func TestPausedSaveLandsLate(t *testing.T) {
+	pool := pgPool(t)
+	inner, err := pgstore.New(context.Background(), pool, pgstore.Options{Table: "sluice_paused_" + strconv.FormatUint(rand.Uint64(), 36)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+inner.Table()) })
+	store := &pausingStore{inner: inner, paused: new(atomic.Bool), blocked: make(chan struct{}), release: make(chan struct{}),
+		ctxErr: make(chan error, 1), late: true, saveErr: make(chan error, 1)}
+	pausedSave(t, store)
+	<-store.ctxErr
+	if err := <-store.saveErr; !errors.Is(err, ack.ErrSaveDeadline) {
+		t.Errorf("a save that reached PostgreSQL after the claim's lease: %v, want ack.ErrSaveDeadline", err)
+	}
+}
+
+// pausedSave runs worker A over a subscription until its first checkpoint save blocks in
+// store (paused), lets worker B take the claim once A's lease has passed, and then lets A go
+// on.
+func pausedSave(t *testing.T, store *pausingStore) {
+	t.Helper()
+	paused, release := store.paused, store.release
 	srv := dstest.ForTest(t, dstest.Options{LongPollTimeout: time.Second})
 	root := srv.StreamURL("")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -96,8 +145,6 @@ func TestPausedSaveAfterLease(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var paused atomic.Bool
-	release := make(chan struct{})
 	defer func() {
 		select {
 		case <-release:
@@ -105,8 +152,7 @@ func TestPausedSaveAfterLease(t *testing.T) {
 			close(release)
 		}
 	}()
-	hc := &http.Client{Transport: pauseAcks{base: dsclient.NewTransport(), paused: &paused, release: release}}
-	store := &pausingStore{inner: &ack.MemoryStore{}, paused: &paused, blocked: make(chan struct{}), release: release, ctxErr: make(chan error, 1)}
+	hc := &http.Client{Transport: pauseAcks{base: dsclient.NewTransport(), paused: paused, release: release}}
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
@@ -155,8 +201,10 @@ func TestPausedSaveAfterLease(t *testing.T) {
 	}
 	defer claim.Release(context.Background())
 	close(release) // the paused worker goes on
-	if err := <-store.ctxErr; err == nil {
-		t.Errorf("a checkpoint save the worker began before its pause went to the store after its lease passed " +
-			"(another worker holds the claim), with a context that had not ended: a stale worker moves a checkpoint")
+	select {
+	case err := <-store.ctxErr:
+		store.ctxErr <- err // for the caller
+	case <-ctx.Done():
+		t.Fatal("the paused save did not go on")
 	}
 }

@@ -252,8 +252,12 @@ func (s *claimStore) Save(ctx context.Context, key, value string) error {
 	}
 	if s.inner != nil {
 		if s.until != nil {
+			// The lease's end bounds the save twice: here, and where the store writes (a
+			// process paused between this check and its write must not land the save after
+			// the next holder took over: ack.WithSaveDeadline).
+			until := s.until()
 			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, s.until())
+			ctx, cancel = context.WithDeadline(ack.WithSaveDeadline(ctx, until), until)
 			defer cancel()
 		}
 		if err := s.inner.Save(ctx, key, value); err != nil {
