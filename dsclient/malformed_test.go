@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 
@@ -147,14 +148,13 @@ func TestMalformedSSE(t *testing.T) {
 			ctl("0_00002", false) + "event: control\ndata:{\"streamNextOffset\":\n\n",
 			ctl("0_00002", true),
 		}
-		sse := 0
+		var sse atomic.Int32 // the handlers of successive requests may overlap
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			q := r.URL.Query()
 			switch {
 			case q.Get("live") == "sse":
 				w.Header().Set("Content-Type", "text/event-stream")
-				io.WriteString(w, responses[sse])
-				sse++
+				io.WriteString(w, responses[sse.Add(1)-1])
 			case q.Get("offset") == "-1":
 				protoHeaders(w, "application/json", "0_00000", true, false)
 				io.WriteString(w, "[]")

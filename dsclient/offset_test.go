@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -23,7 +24,7 @@ type brokenOffsets struct {
 	stuck  bool // repeat B with data, rather than go back to A
 	broken int
 	rec    *recorder
-	atB    int
+	atB    atomic.Int32 // the handlers of successive requests may overlap
 }
 
 func (b *brokenOffsets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -37,9 +38,9 @@ func (b *brokenOffsets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(f.items(0, 10))
 		return
 	}
-	b.atB++
+	atB := int(b.atB.Add(1))
 	body, next := f.items(10, 20), "0_00020"
-	if b.atB <= b.broken {
+	if atB <= b.broken {
 		if body, next = f.items(0, 10), "0_00000"; b.stuck {
 			body, next = f.items(10, 20), "0_00010"
 		}

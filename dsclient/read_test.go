@@ -281,10 +281,10 @@ func TestCreateValidation(t *testing.T) {
 }
 
 func TestDecodeItemErrors(t *testing.T) {
-	requests := 0
+	var requests atomic.Int32 // the handlers of successive requests may overlap
 	serve := func(body string) *ds.Stream {
 		return inproc(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			requests++
+			requests.Add(1)
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Stream-Next-Offset", "1_1")
 			w.Header().Set("Stream-Up-To-Date", "true")
@@ -310,10 +310,10 @@ func TestDecodeItemErrors(t *testing.T) {
 	// A complete response with a truncated array, or with garbage, is malformed: no retry
 	// under the default ParseFail.
 	for _, body := range []string{`[{"n":1},{"n"`, `XY{"n":1}]`, `[{"n":1}]x`, `[{"n":1} {"n":2}]`} {
-		requests = 0
+		requests.Store(0)
 		_, _, err := ds.ReadJSON[event](ctx(), serve(body), ds.ReadOptions{})
-		if !errors.Is(err, ds.ErrParse) || requests != 1 {
-			t.Errorf("%s: %v after %d requests, want ErrParse after one", body, err, requests)
+		if !errors.Is(err, ds.ErrParse) || requests.Load() != 1 {
+			t.Errorf("%s: %v after %d requests, want ErrParse after one", body, err, requests.Load())
 		}
 	}
 }
