@@ -164,6 +164,14 @@ func newTable() *tabwriter.Writer {
 	return tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 }
 
+// printTargets prints a part's target lines under one heading.
+func printTargets(targets []string) {
+	fmt.Println("targets (issue 13):")
+	for _, t := range targets {
+		fmt.Println("  " + t)
+	}
+}
+
 func pass(ok bool) string {
 	if ok {
 		return "PASS"
@@ -286,10 +294,7 @@ func throughputPart(ctx context.Context, client *dsclient.Client, srvs []*dsload
 		}
 	}
 	tw.Flush()
-	fmt.Println("targets (issue 13):")
-	for _, t := range targets {
-		fmt.Println("  " + t)
-	}
+	printTargets(targets)
 	if pngBase == "" {
 		return nil
 	}
@@ -339,10 +344,7 @@ func failoverPart(ctx context.Context, client *dsclient.Client, srvs []*dsload.S
 			chart.Row{Label: srv.Name + " worst", Value: worst, Text: fmt.Sprintf("%.2f s", worst)})
 	}
 	tw.Flush()
-	fmt.Println("targets (issue 13):")
-	for _, t := range targets {
-		fmt.Println("  " + t)
-	}
+	printTargets(targets)
 	if pngBase == "" {
 		return nil
 	}
@@ -495,10 +497,7 @@ func connsPart(ctx context.Context, client *dsclient.Client, srvs []*dsload.Serv
 			srv.Name, thousands(float64(last)), thousands(float64(cfg.connStreams[0])), targetConns, ratio, pass(ratio > 0 && ratio <= targetConns)))
 	}
 	tw.Flush()
-	fmt.Println("targets (issue 13):")
-	for _, t := range targets {
-		fmt.Println("  " + t)
-	}
+	printTargets(targets)
 	if pngBase == "" {
 		return nil
 	}
